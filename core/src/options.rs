@@ -1,0 +1,158 @@
+//! Options for a swarm and for joining a topic.
+
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
+use libp2p::Multiaddr;
+
+use crate::error::{Error, Result};
+use crate::keys::{KeyPair, PublicKey};
+
+/// Decides whether a peer may connect: resolve to `true` to **reject** it (Hyperswarm's
+/// convention). Called at most once per peer; a rejected peer is banned.
+pub type Firewall = Arc<dyn Fn(PublicKey) -> BoxFuture<'static, bool> + Send + Sync>;
+
+/// Wraps a synchronous firewall function.
+pub fn firewall_fn(f: impl Fn(PublicKey) -> bool + Send + Sync + 'static) -> Firewall {
+    Arc::new(move |k| {
+        let reject = f(k);
+        Box::pin(async move { reject })
+    })
+}
+
+/// The environment variable that replaces the bootstrap list of any program.
+pub const BOOTSTRAP_ENV: &str = "SWARMPLEX_BOOTSTRAP";
+
+/// The public libp2p Amino DHT's bootstrap nodes.
+pub const PUBLIC_BOOTSTRAP: [&str; 4] = [
+    "/dnsaddr/bootstrap.libp2p.io/p2p/QmNnooDu7bfjPFoTZYxMNLWUQJyrVwtbZg5gBMjTezGAJN",
+    "/dnsaddr/bootstrap.libp2p.io/p2p/QmQCU2EcMqAqQPR2i9bChDtGNJchTbq5TbXJJ16u19uLTa",
+    "/dnsaddr/bootstrap.libp2p.io/p2p/QmbLHAnMoJPWSCR5Zhtx6BHJX9KiKNN6tpvbUcqanj75Nb",
+    "/dnsaddr/bootstrap.libp2p.io/p2p/QmcZf59bWwK5XFi76CZX8cbJ4BhTzzA3gU1ZjYZcYW3dwt",
+];
+
+/// The Amino DHT's kad protocol.
+pub const PUBLIC_KAD_PROTOCOL: &str = "/ipfs/kad/1.0.0";
+
+/// How to build a [`crate::Swarm`].
+#[derive(Clone, Default)]
+pub struct SwarmOptions {
+    /// The identity; random when `None` (and no `seed`).
+    pub key_pair: Option<KeyPair>,
+    /// Derive the identity from this 32-byte seed.
+    pub seed: Option<Vec<u8>>,
+    /// Bootstrap multiaddrs (each ending in `/p2p/<peer id>`). `None`: `$SWARMPLEX_BOOTSTRAP`, else
+    /// the public Amino bootstrap (for the public network) or nothing (for a private one).
+    pub bootstrap: Option<Vec<String>>,
+    /// A private network name: its own kad protocol (`/swarmplex/<name>/kad/1.0.0`).
+    /// `None` is the public Amino DHT.
+    pub network: Option<String>,
+    /// Cap on connections (sessions plus dials in progress); `None` is unlimited.
+    pub max_peers: Option<usize>,
+    /// Called once per peer before a connection is accepted.
+    pub firewall: Option<Firewall>,
+    /// LAN discovery by multicast DNS (off unless set: tests must not multicast).
+    pub mdns: bool,
+    /// Listen addresses; default: QUIC and TCP on every interface, random ports.
+    pub listen: Option<Vec<String>>,
+    /// Serve the DHT (bootstrap and testnet nodes do; app peers are DHT clients).
+    pub dht_server: bool,
+}
+
+impl SwarmOptions {
+    /// Options for a swarm on loopback using `bootstrap` (a local testnet): no mDNS.
+    pub fn local(bootstrap: Vec<String>) -> Self {
+        SwarmOptions {
+            bootstrap: Some(bootstrap),
+            listen: Some(loopback_listen(0)),
+            ..Default::default()
+        }
+    }
+
+    /// The identity these options describe.
+    pub fn resolve_key_pair(&self) -> Result<KeyPair> {
+        match (&self.key_pair, &self.seed) {
+            (Some(_), Some(_)) => Err(Error::InvalidInput("give key_pair or seed, not both".into())),
+            (Some(kp), None) => Ok(kp.clone()),
+            (None, Some(seed)) => KeyPair::from_seed(seed),
+            (None, None) => Ok(KeyPair::generate()),
+        }
+    }
+
+    /// The kad protocol name of the chosen network.
+    pub fn kad_protocol(&self) -> Result<String> {
+        match &self.network {
+            None => Ok(PUBLIC_KAD_PROTOCOL.to_string()),
+            Some(n) if n.is_empty() || !n.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') => {
+                Err(Error::InvalidInput(format!("network name {n:?}: use letters, digits, - and _")))
+            }
+            Some(n) => Ok(format!("/swarmplex/{n}/kad/1.0.0")),
+        }
+    }
+
+    /// The bootstrap list after defaults and `$SWARMPLEX_BOOTSTRAP`.
+    pub fn resolve_bootstrap(&self) -> Result<Vec<Multiaddr>> {
+        let list: Vec<String> = match &self.bootstrap {
+            Some(b) => b.clone(),
+            None => match std::env::var(BOOTSTRAP_ENV) {
+                Ok(v) if !v.trim().is_empty() => v.split(',').map(|s| s.trim().to_string()).collect(),
+                _ if self.network.is_none() && !self.dht_server => {
+                    PUBLIC_BOOTSTRAP.iter().map(|s| s.to_string()).collect()
+                }
+                _ => vec![],
+            },
+        };
+        list.iter().filter(|s| !s.is_empty() && *s != "none").map(|s| parse_addr(s)).collect()
+    }
+
+    /// The listen addresses after defaults.
+    pub fn resolve_listen(&self) -> Result<Vec<Multiaddr>> {
+        let list = self.listen.clone().unwrap_or_else(|| {
+            vec!["/ip4/0.0.0.0/udp/0/quic-v1".to_string(), "/ip4/0.0.0.0/tcp/0".to_string()]
+        });
+        list.iter().map(|s| parse_addr(s)).collect()
+    }
+}
+
+/// QUIC and TCP listen addresses on 127.0.0.1 (`port` 0 picks random ports).
+pub fn loopback_listen(port: u16) -> Vec<String> {
+    vec![format!("/ip4/127.0.0.1/udp/{port}/quic-v1"), format!("/ip4/127.0.0.1/tcp/{port}")]
+}
+
+fn parse_addr(s: &str) -> Result<Multiaddr> {
+    s.parse().map_err(|e| Error::InvalidInput(format!("multiaddr {s:?}: {e}")))
+}
+
+/// How to join a topic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JoinOptions {
+    /// Announce ourselves so clients find us.
+    pub server: bool,
+    /// Look up servers and connect to them.
+    pub client: bool,
+}
+
+impl Default for JoinOptions {
+    fn default() -> Self {
+        JoinOptions { server: true, client: true }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_validation() {
+        let o = SwarmOptions { bootstrap: Some(vec![]), ..Default::default() };
+        assert!(o.resolve_bootstrap().unwrap().is_empty());
+        assert_eq!(o.kad_protocol().unwrap(), PUBLIC_KAD_PROTOCOL);
+        let p = SwarmOptions { network: Some("my-net".into()), ..Default::default() };
+        assert_eq!(p.kad_protocol().unwrap(), "/swarmplex/my-net/kad/1.0.0");
+        assert!(SwarmOptions { network: Some("a/b".into()), ..Default::default() }.kad_protocol().is_err());
+        assert!(SwarmOptions { bootstrap: Some(vec!["nope".into()]), ..Default::default() }.resolve_bootstrap().is_err());
+        let both = SwarmOptions { seed: Some(vec![1; 32]), key_pair: Some(KeyPair::generate()), ..Default::default() };
+        assert!(both.resolve_key_pair().is_err());
+        assert!(SwarmOptions { seed: Some(vec![1; 31]), ..Default::default() }.resolve_key_pair().is_err());
+    }
+}
