@@ -82,7 +82,9 @@ pub(crate) enum Internal {
         handshake: Handshake,
         activate: oneshot::Sender<Activation>,
     },
-    HandshakeFailed { peer: PeerId, conn: ConnectionId, error: Error },
+    /// `session_id` names the failed handshake once Hello was exchanged; before that (a knock the
+    /// leader ignored, a stream that never opened) there is nothing registered to undo.
+    HandshakeFailed { peer: PeerId, conn: ConnectionId, session_id: Option<[u8; 16]>, error: Error },
     SocketOpened { peer: PeerId, conn: ConnectionId, result: Result<libp2p::Stream> },
     SessionEnded { conn: ConnectionId, session_id: [u8; 16], reason: Error },
 }
@@ -624,6 +626,7 @@ impl Engine {
             return; // closed meanwhile; dropping `activate` ends the task
         }
         let Some(p) = self.peers.get_mut(&pid) else { return };
+        tracing::debug!(local = %short(&self.local), remote = %short(&p.key), ?conn, ?role, session = %hex::encode(&hs.session_id[..4]), "handshaked");
         let pending = Pending { handshake: hs, activate };
         match role {
             Role::Follower => {
@@ -688,6 +691,7 @@ impl Engine {
                 registry: Mutex::default(),
             }),
         };
+        tracing::debug!(local = %short(&self.local), remote = %short(&p.key), ?conn, ?role, session = %hex::encode(&pending.handshake.session_id[..4]), "session active");
         if pending.activate.send(Activation { closed: closed_rx }).is_err() {
             return; // control task gone: the connection is closing
         }
@@ -713,6 +717,7 @@ impl Engine {
         active.connection.end(reason.clone());
         p.backoff.on_connection_ended(active.since.elapsed());
         let key = p.key;
+        tracing::debug!(local = %short(&self.local), remote = %short(&key), conn = ?active.conn, "session ended: {reason}");
         if let Some(d) = &mut self.destroying {
             d.closing.insert(active.session_id);
         }
@@ -848,18 +853,23 @@ impl Engine {
             Internal::Handshaked { peer, conn, role, handshake, activate } => {
                 self.on_handshaked(peer, conn, role, handshake, activate)
             }
-            Internal::HandshakeFailed { peer, conn, error } => {
-                if let Some(c) = self.conns.get_mut(&conn) {
-                    c.handshaking = false;
-                }
+            Internal::HandshakeFailed { peer, conn, session_id, error } => {
                 if let Error::Firewalled(_) = error {
                     self.ban(peer);
                     return;
                 }
                 let Some(p) = self.peers.get_mut(&peer) else { return };
-                p.leading.remove(&conn);
-                p.following.remove(&conn);
-                if p.session.is_none() && p.leading.is_empty() && p.following.is_empty() && p.dialing {
+                if let Some(sid) = session_id {
+                    p.leading.retain(|c, h| !(*c == conn && h.handshake.session_id == sid));
+                    p.following.retain(|c, h| !(*c == conn && h.handshake.session_id == sid));
+                }
+                let busy = p.leading.contains_key(&conn) || p.following.contains_key(&conn);
+                let stalled = p.session.is_none() && p.leading.is_empty() && p.following.is_empty() && p.dialing;
+                if let Some(c) = self.conns.get_mut(&conn) {
+                    c.handshaking &= busy;
+                }
+                tracing::debug!(?conn, "handshake failed: {error}");
+                if stalled {
                     self.failed(peer, error);
                 }
             }
@@ -1064,6 +1074,10 @@ impl Engine {
             _ => {}
         }
     }
+}
+
+fn short(k: &PublicKey) -> String {
+    k.to_hex()[..8].to_string()
 }
 
 async fn read_limited(stream: &Stream) -> Result<Vec<u8>> {

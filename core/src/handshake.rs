@@ -125,7 +125,7 @@ pub(crate) async fn knock(ctx: Ctx, peer: PeerId, remote: PublicKey, conn: Conne
     match open_raw(&ctx.cmd, peer, conn, Header::new(Kind::Control, "knock")).await {
         Ok(s) => follow(ctx, peer, remote, conn, s).await,
         Err(error) => {
-            let _ = ctx.report.send(Internal::HandshakeFailed { peer, conn, error });
+            let _ = ctx.report.send(Internal::HandshakeFailed { peer, conn, session_id: None, error });
         }
     }
 }
@@ -144,7 +144,7 @@ async fn finish(
     let (mut control, hs) = match res {
         Ok(x) => x,
         Err(error) => {
-            let _ = ctx.report.send(Internal::HandshakeFailed { peer, conn, error });
+            let _ = ctx.report.send(Internal::HandshakeFailed { peer, conn, session_id: None, error });
             return;
         }
     };
@@ -155,7 +155,7 @@ async fn finish(
     }
     if let Some(ack) = ack {
         if let Err(error) = step(ack.write(&mut control)).await {
-            let _ = ctx.report.send(Internal::HandshakeFailed { peer, conn, error });
+            let _ = ctx.report.send(Internal::HandshakeFailed { peer, conn, session_id: Some(session_id), error });
             return;
         }
     }
