@@ -10,7 +10,7 @@ use std::time::Duration;
 use common::*;
 use swarmplex::{ErrorKind, KeyPair, Swarm, SwarmEvent, SwarmOptions, Topic, firewall_fn};
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_and_client_exchange_bytes_both_ways() {
     let net = testnet().await;
     let (server, client, cs, cc) = pair(&net, "one-server-one-client").await;
@@ -29,7 +29,7 @@ async fn server_and_client_exchange_bytes_both_ways() {
     assert_eq!(cc.socket().read_to_end().await.unwrap(), b"hello from server");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_peers_in_client_and_server_mode_get_exactly_one_connection() {
     let net = testnet().await;
     for round in 0..3 {
@@ -60,7 +60,7 @@ async fn two_peers_in_client_and_server_mode_get_exactly_one_connection() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_peers_reach_a_full_mesh_without_duplicates() {
     let net = testnet().await;
     let t = topic("mesh-10");
@@ -106,7 +106,7 @@ async fn ten_peers_reach_a_full_mesh_without_duplicates() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_topics_share_one_connection() {
     let net = testnet().await;
     let server = swarm(&net).await;
@@ -133,7 +133,7 @@ async fn two_topics_share_one_connection() {
     assert_eq!(server.connections().await.unwrap().len(), 1);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn join_peer_connects_and_reconnects_after_a_restart_with_the_same_key() {
     let net = testnet().await;
     let kp = KeyPair::from_seed(&[9u8; 32]).unwrap();
@@ -176,7 +176,7 @@ async fn join_peer_connects_and_reconnects_after_a_restart_with_the_same_key() {
     assert!(!later.iter().any(|e| matches!(e, SwarmEvent::Connection(_))), "reconnected after leave_peer");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn firewall_rejects_bans_and_is_asked_once_per_peer() {
     let net = testnet().await;
     let asked = Arc::new(AtomicUsize::new(0));
@@ -230,7 +230,7 @@ impl RefreshAll for Swarm {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn leave_keeps_existing_connections() {
     let net = testnet().await;
     let (server, client, cs, cc) = pair(&net, "leave").await;
@@ -243,7 +243,7 @@ async fn leave_keeps_existing_connections() {
     assert_eq!(server.connections().await.unwrap().len(), 1);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ban_closes_and_refuses() {
     let net = testnet().await;
     let (server, client, cs, _cc) = pair(&net, "ban").await;
@@ -255,7 +255,7 @@ async fn ban_closes_and_refuses() {
     assert!(server.connections().await.unwrap().is_empty());
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn max_peers_caps_dials_and_flush_resolves() {
     let net = testnet().await;
     let t = topic("max-peers");
@@ -272,7 +272,7 @@ async fn max_peers_caps_dials_and_flush_resolves() {
     assert_eq!(client.connections().await.unwrap().len(), 1);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connecting_goes_up_and_down_through_updates() {
     let net = testnet().await;
     let server = swarm(&net).await;
@@ -296,7 +296,7 @@ async fn connecting_goes_up_and_down_through_updates() {
     assert_eq!(client.connecting(), 0);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn suspend_closes_and_resume_reconnects() {
     let net = testnet().await;
     let (server, client, _cs, cc) = pair(&net, "suspend").await;
@@ -308,7 +308,7 @@ async fn suspend_closes_and_resume_reconnects() {
     assert_ne!(again.handshake_hash(), cc.handshake_hash());
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn destroy_is_seen_by_the_remote_quickly() {
     let net = testnet().await;
     let (server, client, cs, cc) = pair(&net, "destroy").await;
@@ -324,7 +324,7 @@ async fn destroy_is_seen_by_the_remote_quickly() {
     assert!(cc.socket().write(b"x").await.is_err());
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_is_invalid_input() {
     assert_eq!(Topic::from_slice(&[0; 31]).unwrap_err().kind(), ErrorKind::InvalidInput);
     assert_eq!(KeyPair::from_seed(&[0; 33]).unwrap_err().kind(), ErrorKind::InvalidInput);

@@ -1,0 +1,27 @@
+# swarmplex build and test entry points. `make demo` and `make test` are the README's two commands.
+SHELL := /bin/bash
+HOST_TRIPLE := $(shell rustc -vV | sed -n 's/^host: //p')
+# One target triple for cargo, napi and maturin alike, so they share build artifacts
+# (napi always passes --target; without this every binding rebuilds all of libp2p).
+export CARGO_BUILD_TARGET ?= $(HOST_TRIPLE)
+export CARGO_TARGET_DIR ?= $(HOME)/.cache/swarmplex-target
+NETNS := scripts/netns-run
+BIN := $(CARGO_TARGET_DIR)/$(CARGO_BUILD_TARGET)/debug
+
+.PHONY: build demo test test-rust bench
+build:
+	cargo build --workspace
+
+# A local testnet, two peers that find each other by topic, a message and a 64 MiB transfer.
+demo: build
+	$(NETNS) $(BIN)/swarmplex demo
+
+# Every test, inside a loopback-only network namespace.
+test: test-rust
+
+test-rust: build
+	$(NETNS) cargo test --workspace
+
+bench:
+	cargo build --release -p swarmplex-cli
+	$(NETNS) $(CARGO_TARGET_DIR)/$(CARGO_BUILD_TARGET)/release/swarmplex bench

@@ -1,0 +1,123 @@
+//! Options and helpers shared by the subcommands.
+
+use anyhow::{Context, Result, bail};
+use swarmplex::{KeyPair, SwarmOptions, Testnet, Topic};
+
+/// Which network to use.
+#[derive(clap::Args, Clone, Default)]
+pub struct NetworkArgs {
+    /// Bootstrap multiaddrs, comma-separated; `none` for LAN-only. Default: $SWARMPLEX_BOOTSTRAP,
+    /// else the public network's bootstrap nodes.
+    #[arg(long)]
+    pub bootstrap: Option<String>,
+    /// A private network name (its own DHT protocol).
+    #[arg(long)]
+    pub network: Option<String>,
+}
+
+/// How a peer behaves on the network.
+#[derive(clap::Args, Clone, Default)]
+pub struct PeerArgs {
+    #[command(flatten)]
+    pub net: NetworkArgs,
+    /// Turn off LAN discovery (mDNS).
+    #[arg(long)]
+    pub no_mdns: bool,
+    /// Identity seed (64 hex chars); default: a fresh key.
+    #[arg(long)]
+    pub seed: Option<String>,
+    /// Listen on 127.0.0.1 only (tests and local demos).
+    #[arg(long)]
+    pub loopback: bool,
+}
+
+impl PeerArgs {
+    pub fn options(&self) -> Result<SwarmOptions> {
+        let mut o = SwarmOptions {
+            bootstrap: self.net.bootstrap.as_ref().map(|b| b.split(',').map(|s| s.trim().to_string()).collect()),
+            network: self.net.network.clone(),
+            mdns: !self.no_mdns,
+            ..Default::default()
+        };
+        if let Some(seed) = &self.seed {
+            o.key_pair = Some(parse_seed(seed)?);
+        }
+        if self.loopback {
+            o.listen = Some(swarmplex::options::loopback_listen(0));
+        }
+        Ok(o)
+    }
+}
+
+pub fn parse_seed(hex_seed: &str) -> Result<KeyPair> {
+    let bytes = hex::decode(hex_seed.trim()).context("seed must be hex")?;
+    Ok(KeyPair::from_seed(&bytes)?)
+}
+
+/// A topic: 64 hex characters are the raw 32 bytes; anything else is hashed (`sha256(name)`).
+pub fn parse_topic(s: &str) -> Result<Topic> {
+    if s.len() == 64 {
+        if let Ok(b) = hex::decode(s) {
+            return Ok(Topic::from_slice(&b)?);
+        }
+    }
+    if s.is_empty() {
+        bail!("topic must not be empty");
+    }
+    Ok(Topic::from_name(s))
+}
+
+pub fn init_logging() {
+    if let Ok(filter) = std::env::var("SWARMPLEX_LOG") {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .try_init();
+    }
+}
+
+/// Waits for Ctrl-C or SIGTERM.
+pub async fn until_stopped() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("signal");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+pub async fn run_testnet(nodes: usize, port: u16, net: NetworkArgs) -> Result<()> {
+    let testnet = Testnet::start(nodes, net.network.clone(), port).await?;
+    let list = testnet.bootstrap().join(",");
+    println!("SWARMPLEX_BOOTSTRAP={list}");
+    for a in testnet.bootstrap() {
+        println!("  {a}");
+    }
+    println!("# {nodes} nodes on 127.0.0.1; Ctrl-C stops them");
+    use std::io::Write;
+    std::io::stdout().flush()?;
+    until_stopped().await;
+    testnet.destroy().await;
+    Ok(())
+}
+
+pub async fn run_bootstrap(port: u16, seed: Option<String>, net: NetworkArgs) -> Result<()> {
+    let key_pair = seed.as_deref().map(parse_seed).transpose()?;
+    let swarm = swarmplex::Swarm::new(SwarmOptions {
+        key_pair,
+        bootstrap: Some(net.bootstrap.map(|b| b.split(',').map(str::to_string).collect()).unwrap_or_default()),
+        network: net.network,
+        listen: Some(vec![format!("/ip4/0.0.0.0/udp/{port}/quic-v1"), format!("/ip4/0.0.0.0/tcp/{port}")]),
+        dht_server: true,
+        ..Default::default()
+    })
+    .await?;
+    let pid = swarm.public_key().to_peer_id();
+    for a in swarm.listen_addrs().await? {
+        println!("{a}/p2p/{pid}");
+    }
+    use std::io::Write;
+    std::io::stdout().flush()?;
+    until_stopped().await;
+    swarm.destroy().await;
+    Ok(())
+}
