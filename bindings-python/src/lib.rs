@@ -1,0 +1,1 @@
+//! Python binding of swarmplex (work in progress).
