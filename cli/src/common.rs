@@ -29,6 +29,9 @@ pub struct PeerArgs {
     /// Listen on 127.0.0.1 only (tests and local demos).
     #[arg(long)]
     pub loopback: bool,
+    /// Listen addresses, comma-separated multiaddrs (overrides --loopback).
+    #[arg(long)]
+    pub listen: Option<String>,
 }
 
 impl PeerArgs {
@@ -44,6 +47,9 @@ impl PeerArgs {
         }
         if self.loopback {
             o.listen = Some(swarmplex::options::loopback_listen(0));
+        }
+        if let Some(l) = &self.listen {
+            o.listen = Some(l.split(',').map(|s| s.trim().to_string()).collect());
         }
         Ok(o)
     }
