@@ -10,7 +10,7 @@ BIN := $(CARGO_TARGET_DIR)/$(CARGO_BUILD_TARGET)/debug
 
 .PHONY: build demo test test-rust bench
 build:
-	cargo build -p swarmplex -p swarmplex-cli
+	cargo build -p swarmplex -p swarmplex-cli -p swarmplex-examples
 
 # A local testnet, two peers that find each other by topic, a message and a 64 MiB transfer.
 demo: build
@@ -20,7 +20,7 @@ demo: build
 test: test-rust
 
 test-rust: build
-	$(NETNS) cargo test -p swarmplex -p swarmplex-cli
+	$(NETNS) cargo test -p swarmplex -p swarmplex-cli -p swarmplex-examples
 
 bench:
 	cargo build --release -p swarmplex-cli
