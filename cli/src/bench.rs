@@ -2,8 +2,9 @@
 
 use std::time::{Duration, Instant};
 
+use crate::common::first_connection;
 use anyhow::Result;
-use swarmplex::{Connection, JoinOptions, Swarm, SwarmEvent, SwarmOptions, Testnet, Topic};
+use swarmplex::{Connection, JoinOptions, Swarm, SwarmOptions, Testnet, Topic};
 
 #[derive(clap::Args)]
 pub struct BenchArgs {
@@ -33,14 +34,6 @@ fn listen(transport: &str) -> Result<Vec<String>> {
     })
 }
 
-async fn first_connection(s: &Swarm) -> Result<Connection> {
-    while let Some(e) = s.next_event().await {
-        if let SwarmEvent::Connection(c) = e {
-            return Ok(c);
-        }
-    }
-    anyhow::bail!("swarm ended")
-}
 
 async fn connected_pair(net: &Testnet, transport: &str, name: &str) -> Result<(Swarm, Swarm, Connection, Connection, Duration)> {
     let opts = || SwarmOptions { listen: Some(listen(transport).unwrap()), ..SwarmOptions::local(net.bootstrap()) };

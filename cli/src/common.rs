@@ -1,7 +1,7 @@
 //! Options and helpers shared by the subcommands.
 
 use anyhow::{Context, Result, bail};
-use swarmplex::{KeyPair, SwarmOptions, Testnet, Topic};
+use swarmplex::{Connection, KeyPair, Swarm, SwarmEvent, SwarmOptions, Testnet, Topic};
 
 /// Which network to use.
 #[derive(clap::Args, Clone, Default)]
@@ -126,4 +126,14 @@ pub async fn run_bootstrap(port: u16, seed: Option<String>, net: NetworkArgs) ->
     until_stopped().await;
     swarm.destroy().await;
     Ok(())
+}
+
+/// The next connection the swarm reports (other events are skipped).
+pub async fn first_connection(s: &Swarm) -> Result<Connection> {
+    while let Some(e) = s.next_event().await {
+        if let SwarmEvent::Connection(c) = e {
+            return Ok(c);
+        }
+    }
+    bail!("swarm ended")
 }

@@ -2,18 +2,11 @@
 
 use std::time::Instant;
 
+use crate::common::first_connection;
 use anyhow::{Context, Result};
 use sha2::{Digest, Sha256};
-use swarmplex::{JoinOptions, Swarm, SwarmEvent, SwarmOptions, Testnet, Topic};
+use swarmplex::{JoinOptions, Swarm, SwarmOptions, Testnet, Topic};
 
-async fn first_connection(s: &Swarm) -> Result<swarmplex::Connection> {
-    while let Some(e) = s.next_event().await {
-        if let SwarmEvent::Connection(c) = e {
-            return Ok(c);
-        }
-    }
-    anyhow::bail!("swarm ended")
-}
 
 fn short(k: swarmplex::PublicKey) -> String {
     k.to_hex()[..8].to_string()

@@ -2,8 +2,9 @@
 
 use std::time::Duration;
 
+use crate::common::first_connection;
 use anyhow::{Context, Result, bail};
-use swarmplex::{Connection, JoinOptions, PublicKey, Swarm, SwarmEvent};
+use swarmplex::{Connection, JoinOptions, PublicKey, Swarm};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::common::{PeerArgs, parse_topic};
@@ -25,14 +26,6 @@ pub struct PipeArgs {
     peer: PeerArgs,
 }
 
-async fn first_connection(s: &Swarm) -> Result<Connection> {
-    while let Some(e) = s.next_event().await {
-        if let SwarmEvent::Connection(c) = e {
-            return Ok(c);
-        }
-    }
-    bail!("swarm ended")
-}
 
 pub async fn run(args: PipeArgs) -> Result<()> {
     let swarm = Swarm::new(args.peer.options()?).await?;
