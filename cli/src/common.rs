@@ -114,6 +114,7 @@ pub async fn run_bootstrap(port: u16, seed: Option<String>, net: NetworkArgs) ->
         network: net.network,
         listen: Some(vec![format!("/ip4/0.0.0.0/udp/{port}/quic-v1"), format!("/ip4/0.0.0.0/tcp/{port}")]),
         dht_server: true,
+        mdns: false,
         ..Default::default()
     })
     .await?;

@@ -171,6 +171,8 @@ pub(crate) struct Engine {
     pub kad_protocol: StreamProtocol,
     pub message_topics: Arc<Mutex<HashSet<String>>>,
     pub connecting: Arc<std::sync::atomic::AtomicUsize>,
+    /// No bootstrap list: serve the DHT to peers found by mDNS (LAN-only mode).
+    pub lan_dht: bool,
     peers: HashMap<PeerId, Peer>,
     conns: HashMap<ConnectionId, ConnInfo>,
     topics: HashMap<Topic, TopicState>,
@@ -216,6 +218,7 @@ impl Engine {
             kad_protocol,
             message_topics,
             connecting,
+            lan_dht: false,
             peers: HashMap::new(),
             conns: HashMap::new(),
             topics: HashMap::new(),
@@ -1058,9 +1061,22 @@ impl Engine {
                 }
             }
             P2pEvent::Behaviour(BehaviourEvent::Mdns(mdns::Event::Discovered(list))) => {
+                if self.lan_dht && self.swarm.behaviour().kad.mode() == kad::Mode::Client {
+                    // No bootstrap nodes: the LAN peers are the DHT. Serve it, and look up again
+                    // now that there is someone to ask.
+                    tracing::debug!("mDNS found peers: serving the DHT on the LAN");
+                    self.swarm.behaviour_mut().kad.set_mode(Some(kad::Mode::Server));
+                }
+                let had_peers = self.swarm.behaviour_mut().kad.kbuckets().any(|b| b.num_entries() > 0);
                 for (pid, addr) in list {
                     self.swarm.behaviour_mut().substreams.add_address(pid, addr.clone());
                     self.swarm.behaviour_mut().kad.add_address(&pid, addr);
+                }
+                if self.lan_dht && !had_peers {
+                    let topics: Vec<Topic> = self.topics.keys().copied().collect();
+                    for t in topics {
+                        self.start_round(t);
+                    }
                 }
             }
             P2pEvent::Behaviour(BehaviourEvent::Substreams(substreams::Event::Inbound { peer, connection, mut stream })) => {

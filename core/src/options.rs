@@ -34,8 +34,8 @@ pub const PUBLIC_BOOTSTRAP: [&str; 4] = [
 /// The Amino DHT's kad protocol.
 pub const PUBLIC_KAD_PROTOCOL: &str = "/ipfs/kad/1.0.0";
 
-/// How to build a [`crate::Swarm`].
-#[derive(Clone, Default)]
+/// How to build a [`crate::Swarm`]. The default joins the public network with mDNS on.
+#[derive(Clone)]
 pub struct SwarmOptions {
     /// The identity; random when `None` (and no `seed`).
     pub key_pair: Option<KeyPair>,
@@ -51,12 +51,30 @@ pub struct SwarmOptions {
     pub max_peers: Option<usize>,
     /// Called once per peer before a connection is accepted.
     pub firewall: Option<Firewall>,
-    /// LAN discovery by multicast DNS (off unless set: tests must not multicast).
+    /// LAN discovery by multicast DNS (on by default; [`SwarmOptions::local`] turns it off).
+    /// With no bootstrap list, a swarm whose mDNS finds peers serves the DHT to them, so hosts
+    /// on a LAN with no internet still find each other by topic.
     pub mdns: bool,
     /// Listen addresses; default: QUIC and TCP on every interface, random ports.
     pub listen: Option<Vec<String>>,
     /// Serve the DHT (bootstrap and testnet nodes do; app peers are DHT clients).
     pub dht_server: bool,
+}
+
+impl Default for SwarmOptions {
+    fn default() -> Self {
+        SwarmOptions {
+            key_pair: None,
+            seed: None,
+            bootstrap: None,
+            network: None,
+            max_peers: None,
+            firewall: None,
+            mdns: true,
+            listen: None,
+            dht_server: false,
+        }
+    }
 }
 
 impl SwarmOptions {
@@ -65,6 +83,7 @@ impl SwarmOptions {
         SwarmOptions {
             bootstrap: Some(bootstrap),
             listen: Some(loopback_listen(0)),
+            mdns: false,
             ..Default::default()
         }
     }

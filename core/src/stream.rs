@@ -137,6 +137,7 @@ impl Stream {
     pub async fn write(&self, data: &[u8]) -> Result<()> {
         let mut writer = self.inner.writer.lock().await;
         writer.check()?;
+        self.check_open()?;
         let mut closed = self.inner.closed.clone();
         let guard = PoisonGuard(&mut writer);
         let res = tokio::select! {
@@ -154,6 +155,7 @@ impl Stream {
             return Ok(());
         }
         writer.check()?;
+        self.check_open()?;
         let guard = PoisonGuard(&mut writer);
         let res = async {
             guard.0.io.write_all(&0u32.to_be_bytes()).await?;
@@ -167,6 +169,15 @@ impl Stream {
             writer.state = WriteState::Ended;
         }
         res
+    }
+
+    /// Fails if the session has ended: nothing may be written after that, even if a transport
+    /// buffer would still take it.
+    fn check_open(&self) -> Result<()> {
+        match &*self.inner.closed.borrow() {
+            Some(reason) => Err(reason.clone()),
+            None => Ok(()),
+        }
     }
 
     /// Aborts our side: the remote's reads fail instead of ending cleanly.

@@ -135,7 +135,7 @@ impl Swarm {
             gate: Arc::new(FirewallGate::new(opts.firewall.clone())),
             instance: rand::random(),
         };
-        let engine = Engine::new(
+        let mut engine = Engine::new(
             swarm,
             key_pair.public_key(),
             ctx,
@@ -147,6 +147,7 @@ impl Swarm {
             message_topics.clone(),
             connecting.clone(),
         );
+        engine.lan_dht = bootstrap.is_empty() && !opts.dht_server;
         runtime.spawn(engine.run());
         Ok(Swarm {
             inner: Arc::new(Inner {
@@ -379,7 +380,8 @@ fn build_libp2p(
                 identify::Config::new("/swarmplex/0.1.0".into(), key.public())
                     .with_agent_version(format!("swarmplex/{}", env!("CARGO_PKG_VERSION"))),
             );
-            let mdns = if mdns_on { Some(mdns::tokio::Behaviour::new(mdns::Config::default(), peer)?) } else { None };
+            let mdns_cfg = mdns::Config { query_interval: Duration::from_secs(5), ..Default::default() };
+            let mdns = if mdns_on { Some(mdns::tokio::Behaviour::new(mdns_cfg, peer)?) } else { None };
             let limits = connection_limits::Behaviour::new(
                 connection_limits::ConnectionLimits::default()
                     .with_max_established_per_peer(Some(4))

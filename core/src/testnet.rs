@@ -41,6 +41,7 @@ impl Testnet {
                 network: network.clone(),
                 listen: Some(loopback_listen(if i == 0 { first_port } else { 0 })),
                 dht_server: true,
+                mdns: false,
                 ..Default::default()
             })
             .await?;
