@@ -23,6 +23,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use crate::backoff::{Backoff, jitter};
 use crate::dedup::{self, Existing, Role, Verdict};
 use crate::error::{Error, Result};
+use crate::flush::{Round, Waiters};
 use crate::handshake::{self, Ctx};
 use crate::keys::PublicKey;
 use crate::options::JoinOptions;
@@ -132,16 +133,8 @@ struct ConnInfo {
 struct TopicState {
     opts: JoinOptions,
     generation: u64,
-    announcing: bool,
     announce_deferred: bool,
-    looking: bool,
-    dialing: HashSet<PeerId>,
-}
-
-impl TopicState {
-    fn round_done(&self) -> bool {
-        !self.announcing && !self.looking && self.dialing.is_empty()
-    }
+    round: Round<PeerId>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -178,7 +171,7 @@ pub(crate) struct Engine {
     topics: HashMap<Topic, TopicState>,
     queries: HashMap<QueryId, QueryInfo>,
     timers: FuturesUnordered<BoxFuture<'static, Timer>>,
-    flush_waiters: Vec<(Option<Topic>, oneshot::Sender<()>)>,
+    flush_waiters: Waiters<Topic, oneshot::Sender<()>>,
     listen_waiters: Vec<oneshot::Sender<Vec<Multiaddr>>>,
     listen_addrs: Vec<Multiaddr>,
     suspended: bool,
@@ -224,7 +217,7 @@ impl Engine {
             topics: HashMap::new(),
             queries: HashMap::new(),
             timers: FuturesUnordered::new(),
-            flush_waiters: Vec::new(),
+            flush_waiters: Waiters::default(),
             listen_waiters: Vec::new(),
             listen_addrs: Vec::new(),
             suspended: false,
@@ -250,7 +243,7 @@ impl Engine {
             }
         }
         let waiters = self.destroying.take().map(|d| d.waiters).unwrap_or_default();
-        for (_, w) in self.flush_waiters.drain(..) {
+        for w in self.flush_waiters.take_all() {
             let _ = w.send(());
         }
         drop(self.swarm); // closes every connection
@@ -285,10 +278,8 @@ impl Engine {
                 let ts = self.topics.entry(topic).or_insert(TopicState {
                     opts,
                     generation: 0,
-                    announcing: false,
                     announce_deferred: false,
-                    looking: false,
-                    dialing: HashSet::new(),
+                    round: Round::default(),
                 });
                 let was_server = ts.opts.server;
                 ts.opts = opts;
@@ -314,7 +305,7 @@ impl Engine {
                 }
             }
             Command::Flush { topic, reply } => {
-                self.flush_waiters.push((topic, reply));
+                self.flush_waiters.push(topic, reply);
                 self.check_flush();
             }
             Command::JoinPeer { key } => {
@@ -418,15 +409,12 @@ impl Engine {
         let listening = !self.listen_addrs.is_empty();
         let Some(ts) = self.topics.get_mut(&topic) else { return };
         ts.generation += 1;
-        ts.dialing.clear();
-        ts.announcing = ts.opts.server;
-        ts.looking = ts.opts.client;
+        ts.round = Round::start(ts.opts.server, ts.opts.client);
         ts.announce_deferred = false;
         let generation = ts.generation;
         let opts = ts.opts;
         if self.suspended {
-            ts.announcing = false;
-            ts.looking = false;
+            ts.round = Round::default();
             self.check_flush();
             return;
         }
@@ -460,7 +448,7 @@ impl Engine {
             Err(e) => {
                 tracing::warn!(?topic, "announce failed: {e}");
                 if let Some(ts) = self.topics.get_mut(&topic) {
-                    ts.announcing = false;
+                    ts.round.announced();
                 }
             }
         }
@@ -510,7 +498,7 @@ impl Engine {
                 if step.last {
                     self.queries.remove(&id);
                     if current && kind == (QueryKind::Lookup { round: true }) {
-                        self.topics.get_mut(&topic).unwrap().looking = false;
+                        self.topics.get_mut(&topic).unwrap().round.looked_up();
                         self.check_flush();
                     }
                 }
@@ -539,7 +527,7 @@ impl Engine {
         }
         self.dial(pid);
         if current_round && self.peers[&pid].dialing {
-            self.topics.get_mut(&topic).unwrap().dialing.insert(pid);
+            self.topics.get_mut(&topic).unwrap().round.dialing(pid);
         }
     }
 
@@ -586,7 +574,7 @@ impl Engine {
     /// A dial or a handshake failed: retry with backoff if we still want the peer.
     fn failed(&mut self, pid: PeerId, error: Error) {
         for ts in self.topics.values_mut() {
-            ts.dialing.remove(&pid);
+            ts.round.settled(&pid);
         }
         let Some(p) = self.peers.get(&pid) else { return };
         let wanted = self.wanted(p);
@@ -707,7 +695,7 @@ impl Engine {
         });
         p.dialing = false;
         for ts in self.topics.values_mut() {
-            ts.dialing.remove(&pid);
+            ts.round.settled(&pid);
         }
         self.emit(SwarmEvent::Connection(connection));
         self.update();
@@ -757,7 +745,7 @@ impl Engine {
         self.end_session(pid, Error::Firewalled("banned".into()), true);
         let _ = self.swarm.disconnect_peer_id(pid);
         for ts in self.topics.values_mut() {
-            ts.dialing.remove(&pid);
+            ts.round.settled(&pid);
         }
         self.emit(SwarmEvent::Ban { remote: key });
         self.update();
@@ -782,9 +770,7 @@ impl Engine {
         }
         for ts in self.topics.values_mut() {
             ts.generation += 1;
-            ts.announcing = false;
-            ts.looking = false;
-            ts.dialing.clear();
+            ts.round = Round::default();
         }
         for p in self.peers.values_mut() {
             p.dialing = false;
@@ -833,18 +819,12 @@ impl Engine {
 
     fn check_flush(&mut self) {
         let topics = &self.topics;
-        let done = |t: &Option<Topic>| match t {
-            Some(t) => topics.get(t).is_none_or(|s| s.round_done()),
-            None => topics.values().all(|s| s.round_done()),
-        };
-        let mut i = 0;
-        while i < self.flush_waiters.len() {
-            if done(&self.flush_waiters[i].0) {
-                let (_, w) = self.flush_waiters.swap_remove(i);
-                let _ = w.send(());
-            } else {
-                i += 1;
-            }
+        let ready = self.flush_waiters.take_ready(|t| match t {
+            Some(t) => topics.get(t).is_none_or(|s| s.round.is_done()),
+            None => topics.values().all(|s| s.round.is_done()),
+        });
+        for w in ready {
+            let _ = w.send(());
         }
     }
 
@@ -979,7 +959,7 @@ impl Engine {
             }
             Timer::Settled(topic, generation) => {
                 if let Some(ts) = self.topics.get_mut(&topic).filter(|t| t.generation == generation) {
-                    ts.announcing = false;
+                    ts.round.announced();
                     self.check_flush();
                 }
             }

@@ -26,7 +26,7 @@
 //!
 //! # Layout
 //! - [`keys`], [`topic`]: identities and topic keys (pure).
-//! - [`dedup`], [`backoff`], [`wire`]: the connection rules and wire formats as plain state
+//! - [`dedup`], [`backoff`], [`flush`], [`wire`]: the connection rules and wire formats as plain state
 //!   machines and codecs, unit-tested without sockets.
 //! - `substreams`: our libp2p behaviour that opens streams on a chosen connection.
 //! - `engine`: the event loop that owns the libp2p swarm; `handshake` and `session`: the tasks
@@ -44,6 +44,7 @@ pub mod backoff;
 pub mod dedup;
 mod engine;
 pub mod error;
+pub mod flush;
 mod handshake;
 pub mod keys;
 pub mod options;
