@@ -65,6 +65,8 @@ pub(crate) enum Command {
     Status { topic: Topic, reply: oneshot::Sender<Option<JoinOptions>> },
     Topics { reply: oneshot::Sender<Vec<(Topic, JoinOptions)>> },
     Connections { reply: oneshot::Sender<Vec<Connection>> },
+    /// Resolves with the session to `key` as soon as there is one.
+    WaitConnection { key: PublicKey, reply: oneshot::Sender<Connection> },
     OpenStream { peer: PeerId, conn: ConnectionId, reply: OpenReply },
     CloseSession { conn: ConnectionId },
     Ban { key: PublicKey },
@@ -173,6 +175,7 @@ pub(crate) struct Engine {
     timers: FuturesUnordered<BoxFuture<'static, Timer>>,
     flush_waiters: Waiters<Topic, oneshot::Sender<()>>,
     listen_waiters: Vec<oneshot::Sender<Vec<Multiaddr>>>,
+    conn_waiters: HashMap<PeerId, Vec<oneshot::Sender<Connection>>>,
     listen_addrs: Vec<Multiaddr>,
     suspended: bool,
     destroying: Option<Destroying>,
@@ -219,6 +222,7 @@ impl Engine {
             timers: FuturesUnordered::new(),
             flush_waiters: Waiters::default(),
             listen_waiters: Vec::new(),
+            conn_waiters: HashMap::new(),
             listen_addrs: Vec::new(),
             suspended: false,
             destroying: None,
@@ -339,6 +343,15 @@ impl Engine {
             Command::Connections { reply } => {
                 let list = self.peers.values().filter_map(|p| p.session.as_ref()).map(|s| s.connection.clone());
                 let _ = reply.send(list.collect());
+            }
+            Command::WaitConnection { key, reply } => {
+                let pid = key.to_peer_id();
+                match self.peers.get(&pid).and_then(|p| p.session.as_ref()) {
+                    Some(s) => {
+                        let _ = reply.send(s.connection.clone());
+                    }
+                    None => self.conn_waiters.entry(pid).or_default().push(reply),
+                }
             }
             Command::OpenStream { peer, conn, reply } => {
                 if self.conns.contains_key(&conn) {
@@ -696,6 +709,9 @@ impl Engine {
         p.dialing = false;
         for ts in self.topics.values_mut() {
             ts.round.settled(&pid);
+        }
+        for w in self.conn_waiters.remove(&pid).unwrap_or_default() {
+            let _ = w.send(connection.clone());
         }
         self.emit(SwarmEvent::Connection(connection));
         self.update();

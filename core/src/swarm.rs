@@ -241,13 +241,7 @@ impl Swarm {
     }
 
     async fn wait_connection(&self, key: PublicKey) -> Result<Connection> {
-        // Poll the connection list on a short interval rather than consuming app events.
-        loop {
-            if let Some(c) = self.connections().await?.into_iter().find(|c| c.remote_public_key() == key) {
-                return Ok(c);
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        self.ask(|reply| Command::WaitConnection { key, reply }).await
     }
 
     /// The listen addresses, waiting for the first one.
