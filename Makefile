@@ -8,7 +8,7 @@ export CARGO_TARGET_DIR ?= $(HOME)/.cache/swarmplex-target
 NETNS := scripts/netns-run
 BIN := $(CARGO_TARGET_DIR)/$(CARGO_BUILD_TARGET)/debug
 
-.PHONY: build demo test test-rust bench
+.PHONY: build demo test test-rust test-python bench
 build:
 	cargo build -p swarmplex -p swarmplex-cli -p swarmplex-examples
 
@@ -16,11 +16,16 @@ build:
 demo: build
 	$(NETNS) $(BIN)/swarmplex demo
 
-# Every test, inside a loopback-only network namespace.
-test: test-rust
+# Every test, inside a loopback-only network namespace (each language's script enters it after
+# its installs, which need the package registries).
+test: test-rust test-python
 
 test-rust: build
 	$(NETNS) cargo test -p swarmplex -p swarmplex-cli -p swarmplex-examples
+
+# The Python package: venv + maturin develop + pytest.
+test-python:
+	bash bindings-python/scripts/test.sh
 
 bench:
 	cargo build --release -p swarmplex-cli

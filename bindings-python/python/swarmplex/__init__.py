@@ -1,0 +1,70 @@
+"""swarmplex: find peers by topic or key; one encrypted connection per peer, many streams over it.
+
+An asyncio binding of the swarmplex Rust engine::
+
+    import asyncio, swarmplex
+
+    async def main():
+        async with swarmplex.Testnet(3) as t:
+            local = dict(bootstrap=t.bootstrap, listen=swarmplex.LOOPBACK_LISTEN, mdns=False)
+            async with swarmplex.Swarm(**local) as a, swarmplex.Swarm(**local) as b:
+                topic = swarmplex.topic("hello")
+                await (await a.join(topic, server=True, client=False)).flushed()
+                await b.join(topic, server=False, client=True)
+                conn = await b.next_connection()
+                conn.write(b"hi")
+                await conn.drain()
+
+    asyncio.run(main())
+
+Engine logs go to the ``swarmplex`` logger; ``SWARMPLEX_LOG`` (env-filter syntax, e.g.
+``debug``) chooses what the engine records (default ``warn,swarmplex=debug``).
+"""
+
+from __future__ import annotations
+
+import atexit as _atexit
+
+from . import _native
+from ._errors import (
+    ClosedError,
+    ConnectError,
+    DuplicateError,
+    FirewalledError,
+    InternalError,
+    InvalidInputError,
+    ResetError,
+    SwarmplexError,
+    SwarmplexTimeoutError,
+)
+from ._stream import Connection, Stream
+from ._swarm import EVENTS, LOOPBACK_LISTEN, Discovery, Swarm
+from ._types import KeyPair, Message, PeerInfo, topic
+from .testnet import Testnet
+
+__all__ = [
+    "Swarm",
+    "Discovery",
+    "Connection",
+    "Stream",
+    "Testnet",
+    "KeyPair",
+    "PeerInfo",
+    "Message",
+    "topic",
+    "EVENTS",
+    "LOOPBACK_LISTEN",
+    "SwarmplexError",
+    "InvalidInputError",
+    "ConnectError",
+    "ClosedError",
+    "SwarmplexTimeoutError",
+    "FirewalledError",
+    "DuplicateError",
+    "ResetError",
+    "InternalError",
+]
+
+# At interpreter exit: destroy live swarms and testnets, then close the gate through which Rust
+# threads reach Python, so no engine thread touches the interpreter while it finalizes.
+_atexit.register(_native._shutdown)
