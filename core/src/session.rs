@@ -157,7 +157,9 @@ impl Connection {
     }
 
     /// A stream both sides ask for by the same name and get the two ends of; whichever side asks
-    /// first, the data meets. (Only the leader opens it, so two can never cross.)
+    /// first, the data meets. Only the leader opens it, so two can never cross; the follower's
+    /// call therefore resolves only once the leader's side has asked too, so do not make the
+    /// other side's call depend on this one completing (call both, then await).
     pub async fn create_shared_stream(&self, name: &str) -> Result<Stream> {
         check_name(name)?;
         match self.inner.role {
@@ -283,6 +285,11 @@ pub(crate) async fn run_control(
         loop {
             match tokio::time::timeout(SILENCE_LIMIT, Control::read(&mut rd)).await {
                 Err(_) => return Error::Timeout("peer silent for 5 s".into()),
+                // Only our own code writes the control stream, so a clean end of it is a
+                // deliberate close (the Close frame can lose the race with the FIN).
+                Ok(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                    return Error::Closed("closed by the remote".into());
+                }
                 Ok(Err(e)) => return Error::Reset(format!("control stream: {e}")),
                 Ok(Ok(Control::Close)) => return Error::Closed("closed by the remote".into()),
                 Ok(Ok(_)) => {}

@@ -117,7 +117,9 @@ async fn two_topics_share_one_connection() {
     within("announce", server.flush()).await.unwrap();
     client.join(t1, CLIENT).unwrap();
     client.join(t2, CLIENT).unwrap();
-    let conn = next_connection(&client).await;
+    // Each side reports the connection when its own end is active (the follower's a moment
+    // after the leader's): wait for both before counting.
+    let (conn, _) = tokio::join!(next_connection(&client), next_connection(&server));
     within("flush", client.flush()).await.unwrap();
     let mut topics = conn.peer_info().topics;
     if topics.len() < 2 {
