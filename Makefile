@@ -8,7 +8,7 @@ export CARGO_TARGET_DIR ?= $(HOME)/.cache/swarmplex-target
 NETNS := scripts/netns-run
 BIN := $(CARGO_TARGET_DIR)/$(CARGO_BUILD_TARGET)/debug
 
-.PHONY: build demo test test-rust test-python bench
+.PHONY: build demo test test-rust test-node test-python bench
 build:
 	cargo build -p swarmplex -p swarmplex-cli -p swarmplex-examples
 
@@ -18,10 +18,14 @@ demo: build
 
 # Every test, inside a loopback-only network namespace (each language's script enters it after
 # its installs, which need the package registries).
-test: test-rust test-python
+test: test-rust test-node test-python
 
 test-rust: build
 	$(NETNS) cargo test -p swarmplex -p swarmplex-cli -p swarmplex-examples
+
+# The npm package: npm install + napi build + node:test.
+test-node:
+	bash bindings-node/scripts/test.sh
 
 # The Python package: venv + maturin develop + pytest.
 test-python:

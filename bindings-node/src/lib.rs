@@ -1,1 +1,790 @@
-//! Node.js binding of swarmplex (work in progress).
+//! Node.js binding of swarmplex (napi-rs v3).
+//!
+//! This is the thin native layer; `index.js` builds Hyperswarm v4's API on top of it. Rules:
+//! - no panic crosses the FFI boundary: every synchronous export runs under `catch_unwind`, every
+//!   future is wrapped in `catch_unwind` and rejects its promise instead;
+//! - engine events reach JS through one ThreadsafeFunction per swarm, built `weak` (it never keeps
+//!   Node alive) and not error-first, fed by a task on swarmplex's shared runtime that loops on
+//!   `next_event()`;
+//! - errors carry their `ErrorKind` code as a `[code] ` prefix of the message, which the JS layer
+//!   strips into `err.code`.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::FutureExt;
+use napi::bindgen_prelude::*;
+use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
+use napi_derive::napi;
+use swarmplex::{
+    Connection, Discovery, Firewall, JoinOptions, KeyPair, PublicKey, Stream, Swarm, SwarmEvent, SwarmOptions,
+    Testnet, Topic,
+};
+use tokio::sync::{mpsc, oneshot};
+
+/// Largest chunk the reader hands to JS at once.
+const READ_CHUNK: usize = 256 * 1024;
+/// Bytes handed to the writer and not yet accepted by the transport before JS must wait for a
+/// `drain` event: the engine-side equivalent of a kernel socket buffer.
+const MAX_INFLIGHT: usize = 1024 * 1024;
+
+// ---- error and panic plumbing ---------------------------------------------------------------------
+
+fn engine_err(e: swarmplex::Error) -> napi::Error {
+    napi::Error::from_reason(format!("[{}] {}", e.kind().as_str(), e))
+}
+
+fn invalid(msg: impl std::fmt::Display) -> napi::Error {
+    napi::Error::from_reason(format!("[invalid_input] {msg}"))
+}
+
+fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = p.downcast_ref::<&str>() {
+        s.to_string()
+    } else if let Some(s) = p.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "unknown panic".into()
+    }
+}
+
+/// Runs a synchronous export body; a panic becomes a JS error instead of unwinding into Node.
+fn guard<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
+    match std::panic::catch_unwind(AssertUnwindSafe(f)) {
+        Ok(r) => r,
+        Err(p) => Err(napi::Error::from_reason(format!("[internal] panic in swarmplex: {}", panic_message(&*p)))),
+    }
+}
+
+type Resolver<T> = Box<dyn FnOnce(Env) -> Result<T> + Send>;
+
+/// Runs `fut` on swarmplex's shared runtime and returns a promise of its result. The promise's
+/// deferred holds Node open while the operation is pending (as any pending native I/O should).
+fn promise<'e, T, F>(env: &'e Env, fut: F) -> Result<Object<'e>>
+where
+    T: ToNapiValue + Send + 'static,
+    F: Future<Output = Result<T>> + Send + 'static,
+{
+    let (deferred, promise) = env.create_deferred::<T, Resolver<T>>()?;
+    swarmplex::runtime::shared().spawn(async move {
+        match AssertUnwindSafe(fut).catch_unwind().await {
+            Ok(Ok(v)) => deferred.resolve(Box::new(move |_| Ok(v))),
+            Ok(Err(e)) => deferred.reject(e),
+            Err(p) => deferred.reject(napi::Error::from_reason(format!(
+                "[internal] panic in swarmplex: {}",
+                panic_message(&*p)
+            ))),
+        }
+    });
+    Ok(promise)
+}
+
+fn key32(b: &[u8], what: &str) -> Result<[u8; 32]> {
+    b.try_into().map_err(|_| invalid(format!("{what} must be 32 bytes, got {}", b.len())))
+}
+
+fn buf(b: &[u8]) -> Buffer {
+    Buffer::from(b.to_vec())
+}
+
+// ---- events -----------------------------------------------------------------------------------
+
+/// One engine event as JS sees it. `kind` is one of: connection, disconnected, update, ban,
+/// topic, firewall (a firewall question: answer with `firewallReply(id, reject)`), marker (a
+/// flush marker: acknowledge with `ack(id)`), closed (the engine stopped).
+#[napi(object, object_from_js = false)]
+pub struct NativeEvent {
+    pub kind: String,
+    pub remote: Option<Buffer>,
+    pub connection: Option<NativeConnection>,
+    pub topics: Option<Vec<Buffer>>,
+    pub client: Option<bool>,
+    pub explicit: Option<bool>,
+    pub topic: Option<Buffer>,
+    pub connecting: Option<u32>,
+    pub connections: Option<u32>,
+    pub code: Option<String>,
+    pub message: Option<String>,
+    pub id: Option<u32>,
+}
+
+impl NativeEvent {
+    fn new(kind: &str) -> Self {
+        NativeEvent {
+            kind: kind.to_string(),
+            remote: None,
+            connection: None,
+            topics: None,
+            client: None,
+            explicit: None,
+            topic: None,
+            connecting: None,
+            connections: None,
+            code: None,
+            message: None,
+            id: None,
+        }
+    }
+}
+
+type EventFn = ThreadsafeFunction<NativeEvent, (), NativeEvent, Status, false, true>;
+
+fn to_js_event(ev: SwarmEvent) -> Option<NativeEvent> {
+    Some(match ev {
+        SwarmEvent::Connection(conn) => {
+            let info = conn.peer_info();
+            let mut e = NativeEvent::new("connection");
+            e.remote = Some(buf(&conn.remote_public_key().0));
+            let own = Topic::for_public_key(&conn.remote_public_key());
+            e.topics = Some(info.topics.iter().filter(|t| **t != own).map(|t| buf(&t.0)).collect());
+            e.client = Some(info.client);
+            e.explicit = Some(info.explicit);
+            e.connection = Some(NativeConnection::new(conn));
+            e
+        }
+        SwarmEvent::Disconnected { remote, reason } => {
+            let mut e = NativeEvent::new("disconnected");
+            e.remote = Some(buf(&remote.0));
+            e.code = Some(reason.kind().as_str().to_string());
+            e.message = Some(reason.to_string());
+            e
+        }
+        SwarmEvent::Update { connecting, connections } => {
+            let mut e = NativeEvent::new("update");
+            e.connecting = Some(connecting as u32);
+            e.connections = Some(connections as u32);
+            e
+        }
+        SwarmEvent::Ban { remote } => {
+            let mut e = NativeEvent::new("ban");
+            e.remote = Some(buf(&remote.0));
+            e
+        }
+        // A peer found under its own key (joinPeer's lookup) is not a topic of the app's.
+        SwarmEvent::PeerTopic { remote, topic } if topic == Topic::for_public_key(&remote) => return None,
+        SwarmEvent::PeerTopic { remote, topic } => {
+            let mut e = NativeEvent::new("topic");
+            e.remote = Some(buf(&remote.0));
+            e.topic = Some(buf(&topic.0));
+            e
+        }
+        // Named streams and topic messages are not part of Hyperswarm's API.
+        SwarmEvent::Stream { .. } | SwarmEvent::Message { .. } => return None,
+    })
+}
+
+/// Pending requests that JS answers by id: firewall questions and flush markers.
+#[derive(Default)]
+struct Pending {
+    next: AtomicU32,
+    firewall: Mutex<HashMap<u32, oneshot::Sender<bool>>>,
+    markers: Mutex<HashMap<u32, oneshot::Sender<()>>>,
+}
+
+impl Pending {
+    fn id(&self) -> u32 {
+        self.next.fetch_add(1, Ordering::Relaxed)
+    }
+}
+
+/// The event pump: the only consumer of the swarm's events. A marker request is served only
+/// when the event queue is empty (biased select), so a marker reaches JS after every event the
+/// engine produced before the request — in particular every connection a flush waited for.
+async fn pump(swarm: Swarm, tsfn: Arc<EventFn>, mut markers: mpsc::UnboundedReceiver<u32>) {
+    loop {
+        tokio::select! {
+            biased;
+            ev = swarm.next_event() => match ev {
+                Some(ev) => {
+                    if let Some(js) = to_js_event(ev) {
+                        tsfn.call(js, ThreadsafeFunctionCallMode::NonBlocking);
+                    }
+                }
+                None => break,
+            },
+            Some(id) = markers.recv() => {
+                let mut e = NativeEvent::new("marker");
+                e.id = Some(id);
+                tsfn.call(e, ThreadsafeFunctionCallMode::NonBlocking);
+            }
+        }
+    }
+    // Engine stopped: answer any marker still queued, then say so.
+    markers.close();
+    while let Some(id) = markers.recv().await {
+        let mut e = NativeEvent::new("marker");
+        e.id = Some(id);
+        tsfn.call(e, ThreadsafeFunctionCallMode::NonBlocking);
+    }
+    tsfn.call(NativeEvent::new("closed"), ThreadsafeFunctionCallMode::NonBlocking);
+}
+
+// ---- swarm ------------------------------------------------------------------------------------
+
+/// Options as the JS layer passes them (already type-checked there).
+#[napi(object)]
+pub struct NativeOptions {
+    /// 64-byte libsodium secret key (seed ‖ public key).
+    pub secret_key: Option<Buffer>,
+    pub seed: Option<Buffer>,
+    pub bootstrap: Option<Vec<String>>,
+    pub network: Option<String>,
+    pub max_peers: Option<u32>,
+    /// Whether JS has a firewall function (asked through `firewall` events).
+    pub firewall: Option<bool>,
+    pub mdns: Option<bool>,
+    pub listen: Option<Vec<String>>,
+}
+
+#[napi]
+pub struct NativeSwarm {
+    swarm: Swarm,
+    pending: Arc<Pending>,
+    markers: mpsc::UnboundedSender<u32>,
+    discoveries: Mutex<HashMap<Topic, Discovery>>,
+}
+
+fn topic_of(t: &[u8]) -> Result<Topic> {
+    Ok(Topic(key32(t, "topic")?))
+}
+
+fn key_of(k: &[u8]) -> Result<PublicKey> {
+    Ok(PublicKey(key32(k, "public key")?))
+}
+
+#[napi]
+impl NativeSwarm {
+    /// Starts a swarm; `on_event` receives every event (see `NativeEvent`).
+    #[napi(constructor)]
+    pub fn new(opts: NativeOptions, on_event: Function<NativeEvent, ()>) -> Result<Self> {
+        guard(|| {
+            let tsfn: Arc<EventFn> = Arc::new(
+                on_event.build_threadsafe_function::<NativeEvent>().weak::<true>().callee_handled::<false>().build()?,
+            );
+            let pending = Arc::new(Pending::default());
+            let key_pair = match &opts.secret_key {
+                Some(sk) => Some(KeyPair::from_secret_key(sk).map_err(engine_err)?),
+                None => None,
+            };
+            let firewall: Option<Firewall> = if opts.firewall == Some(true) {
+                let tsfn = tsfn.clone();
+                let pending = pending.clone();
+                Some(Arc::new(move |key: PublicKey| {
+                    let (tx, rx) = oneshot::channel();
+                    let id = pending.id();
+                    pending.firewall.lock().unwrap().insert(id, tx);
+                    let mut e = NativeEvent::new("firewall");
+                    e.id = Some(id);
+                    e.remote = Some(buf(&key.0));
+                    tsfn.call(e, ThreadsafeFunctionCallMode::NonBlocking);
+                    // No answer (swarm gone, JS gone): reject.
+                    Box::pin(async move { rx.await.unwrap_or(true) })
+                }))
+            } else {
+                None
+            };
+            let options = SwarmOptions {
+                key_pair,
+                seed: opts.seed.as_ref().map(|s| s.to_vec()),
+                bootstrap: opts.bootstrap.clone(),
+                network: opts.network.clone(),
+                max_peers: opts.max_peers.map(|n| n as usize),
+                firewall,
+                mdns: opts.mdns.unwrap_or(false),
+                listen: opts.listen.clone(),
+                dht_server: false,
+            };
+            let swarm = Swarm::spawn(options, swarmplex::runtime::shared().handle()).map_err(engine_err)?;
+            let (markers, markers_rx) = mpsc::unbounded_channel();
+            swarmplex::runtime::shared().spawn(pump(swarm.clone(), tsfn, markers_rx));
+            Ok(NativeSwarm { swarm, pending, markers, discoveries: Mutex::default() })
+        })
+    }
+
+    #[napi(getter)]
+    pub fn public_key(&self) -> Result<Buffer> {
+        guard(|| Ok(buf(&self.swarm.public_key().0)))
+    }
+
+    #[napi(getter)]
+    pub fn secret_key(&self) -> Result<Buffer> {
+        guard(|| Ok(buf(&self.swarm.key_pair().secret_key())))
+    }
+
+    #[napi(getter)]
+    pub fn connecting(&self) -> Result<u32> {
+        guard(|| Ok(self.swarm.connecting() as u32))
+    }
+
+    #[napi]
+    pub fn join(&self, topic: Buffer, server: bool, client: bool) -> Result<()> {
+        guard(|| {
+            let t = topic_of(&topic)?;
+            let d = self.swarm.join(t, JoinOptions { server, client }).map_err(engine_err)?;
+            self.discoveries.lock().unwrap().insert(t, d);
+            Ok(())
+        })
+    }
+
+    #[napi]
+    pub fn refresh(&self, topic: Buffer, server: bool, client: bool) -> Result<()> {
+        guard(|| {
+            let t = topic_of(&topic)?;
+            match self.discoveries.lock().unwrap().get(&t) {
+                Some(d) => d.refresh(Some(JoinOptions { server, client })).map_err(engine_err),
+                None => Ok(()),
+            }
+        })
+    }
+
+    #[napi]
+    pub fn leave(&self, topic: Buffer) -> Result<()> {
+        guard(|| {
+            let t = topic_of(&topic)?;
+            self.discoveries.lock().unwrap().remove(&t);
+            self.swarm.leave(t).map_err(engine_err)
+        })
+    }
+
+    #[napi]
+    pub fn join_peer(&self, key: Buffer) -> Result<()> {
+        guard(|| {
+            // The core dials a joined peer only at addresses it already knows; Hyperswarm's
+            // joinPeer finds the peer by key. So also look up the peer's self-announce
+            // (`listen()`) as a client; leave_peer leaves it again.
+            let key = key_of(&key)?;
+            if key == self.swarm.public_key() {
+                return Ok(());
+            }
+            self.swarm.join_peer(key).map_err(engine_err)?;
+            self.swarm
+                .join(Topic::for_public_key(&key), JoinOptions { server: false, client: true })
+                .map_err(engine_err)?;
+            Ok(())
+        })
+    }
+
+    #[napi]
+    pub fn leave_peer(&self, key: Buffer) -> Result<()> {
+        guard(|| {
+            let key = key_of(&key)?;
+            self.swarm.leave_peer(key).map_err(engine_err)?;
+            self.swarm.leave(Topic::for_public_key(&key)).map_err(engine_err)
+        })
+    }
+
+    #[napi]
+    pub fn ban(&self, key: Buffer) -> Result<()> {
+        guard(|| self.swarm.ban(key_of(&key)?).map_err(engine_err))
+    }
+
+    #[napi]
+    pub fn suspend(&self) -> Result<()> {
+        guard(|| self.swarm.suspend().map_err(engine_err))
+    }
+
+    #[napi]
+    pub fn resume(&self) -> Result<()> {
+        guard(|| self.swarm.resume().map_err(engine_err))
+    }
+
+    /// Answers a `firewall` event: `reject` true refuses (and bans) the peer.
+    #[napi]
+    pub fn firewall_reply(&self, id: u32, reject: bool) -> Result<()> {
+        guard(|| {
+            if let Some(tx) = self.pending.firewall.lock().unwrap().remove(&id) {
+                let _ = tx.send(reject);
+            }
+            Ok(())
+        })
+    }
+
+    /// Acknowledges a `marker` event (JS has handled every event before it).
+    #[napi]
+    pub fn ack(&self, id: u32) -> Result<()> {
+        guard(|| {
+            if let Some(tx) = self.pending.markers.lock().unwrap().remove(&id) {
+                let _ = tx.send(());
+            }
+            Ok(())
+        })
+    }
+
+    /// Resolves once every joined topic (or just `topic`) finished its round, and every event
+    /// produced until then — every connection it made — has been delivered to JS.
+    #[napi(ts_return_type = "Promise<void>")]
+    pub fn flush<'e>(&self, env: &'e Env, topic: Option<Buffer>) -> Result<Object<'e>> {
+        guard(|| {
+            let discovery = match topic {
+                Some(t) => match self.discoveries.lock().unwrap().get(&topic_of(&t)?) {
+                    Some(d) => Some(Some(d.clone())),
+                    None => Some(None), // not joined: nothing to wait for
+                },
+                None => None,
+            };
+            let swarm = self.swarm.clone();
+            let pending = self.pending.clone();
+            let markers = self.markers.clone();
+            promise(env, async move {
+                match discovery {
+                    Some(Some(d)) => d.flushed().await,
+                    Some(None) => Ok(()),
+                    None => swarm.flush().await,
+                }
+                .map_err(engine_err)?;
+                let (tx, rx) = oneshot::channel();
+                let id = pending.id();
+                pending.markers.lock().unwrap().insert(id, tx);
+                if markers.send(id).is_err() {
+                    pending.markers.lock().unwrap().remove(&id);
+                    return Err(engine_err(swarmplex::Error::Closed("swarm destroyed".into())));
+                }
+                let _ = rx.await; // dropped only if the pump is gone: nothing left to wait for
+                Ok(())
+            })
+        })
+    }
+
+    /// Announces this peer under its own key; resolves with the listen addresses.
+    #[napi(ts_return_type = "Promise<string[]>")]
+    pub fn listen<'e>(&self, env: &'e Env) -> Result<Object<'e>> {
+        guard(|| {
+            let swarm = self.swarm.clone();
+            promise(env, async move {
+                let addrs = swarm.listen().await.map_err(engine_err)?;
+                Ok(addrs.iter().map(|a| a.to_string()).collect::<Vec<_>>())
+            })
+        })
+    }
+
+    /// Closes every connection (remotes see it at once) and stops the engine.
+    #[napi(ts_return_type = "Promise<void>")]
+    pub fn destroy<'e>(&self, env: &'e Env) -> Result<Object<'e>> {
+        guard(|| {
+            let swarm = self.swarm.clone();
+            promise(env, async move {
+                swarm.destroy().await;
+                Ok(())
+            })
+        })
+    }
+}
+
+// ---- connections ------------------------------------------------------------------------------
+
+/// What a connection's I/O tasks report to JS, in order, through the connection's own weak
+/// ThreadsafeFunction: `data` (a chunk), `end` (the remote's clean end), `drain` (writes that
+/// were refused room may go on), `ended` (our end was sent), `error` (`code`, `message`).
+#[napi(object, object_from_js = false)]
+pub struct ConnEvent {
+    pub kind: String,
+    pub data: Option<Buffer>,
+    pub code: Option<String>,
+    pub message: Option<String>,
+}
+
+impl ConnEvent {
+    fn new(kind: &str) -> Self {
+        ConnEvent { kind: kind.to_string(), data: None, code: None, message: None }
+    }
+
+    fn error(e: &swarmplex::Error) -> Self {
+        let mut ev = ConnEvent::new("error");
+        ev.code = Some(e.kind().as_str().to_string());
+        ev.message = Some(e.to_string());
+        ev
+    }
+}
+
+type ConnFn = ThreadsafeFunction<ConnEvent, (), ConnEvent, Status, false, true>;
+
+enum WriteOp {
+    Data(Buffer),
+    End,
+}
+
+/// One connection and its socket stream.
+///
+/// Data path: `start(cb)` spawns a reader and a writer task. The reader reads one chunk per
+/// credit, and JS grants one credit per `_read()` (`pull()`), so nothing is read from the
+/// network while the readable side is full: backpressure reaches the transport. The writer
+/// drains a queue fed by `write()`, which says whether there is room for more (at most
+/// `MAX_INFLIGHT` bytes not yet accepted by the transport); when there was not, the writer sends
+/// one `drain` once there is. No event per write: small writes cost no JS wake-up.
+#[napi]
+pub struct NativeConnection {
+    conn: Connection,
+    stream: Stream,
+    credits: Arc<tokio::sync::Semaphore>,
+    writes: Mutex<Option<mpsc::UnboundedSender<WriteOp>>>,
+    flow: Arc<WriteFlow>,
+}
+
+/// Write accounting shared by `write()` (JS thread) and the writer task.
+#[derive(Default)]
+struct WriteFlow {
+    inflight: AtomicUsize,
+    waiting: AtomicBool,
+}
+
+impl NativeConnection {
+    fn new(conn: Connection) -> Self {
+        let stream = conn.socket();
+        NativeConnection {
+            conn,
+            stream,
+            // One chunk of read-ahead: the next chunk is read while JS handles the last one.
+            credits: Arc::new(tokio::sync::Semaphore::new(1)),
+            writes: Mutex::new(None),
+            flow: Arc::default(),
+        }
+    }
+}
+
+async fn reader(stream: Stream, credits: Arc<tokio::sync::Semaphore>, tsfn: Arc<ConnFn>) {
+    let mut buf = vec![0u8; READ_CHUNK];
+    loop {
+        match credits.acquire().await {
+            Ok(p) => p.forget(),
+            Err(_) => return, // destroyed
+        }
+        // A destroyed socket also closes its connection, which fails a pending read.
+        match stream.read_into(&mut buf).await {
+            Ok(0) => {
+                tsfn.call(ConnEvent::new("end"), ThreadsafeFunctionCallMode::NonBlocking);
+                return;
+            }
+            Ok(n) => {
+                let mut ev = ConnEvent::new("data");
+                ev.data = Some(Buffer::from(buf[..n].to_vec()));
+                tsfn.call(ev, ThreadsafeFunctionCallMode::NonBlocking);
+            }
+            Err(e) => {
+                tsfn.call(ConnEvent::error(&e), ThreadsafeFunctionCallMode::NonBlocking);
+                return;
+            }
+        }
+    }
+}
+
+async fn writer(stream: Stream, mut ops: mpsc::UnboundedReceiver<WriteOp>, flow: Arc<WriteFlow>, tsfn: Arc<ConnFn>) {
+    while let Some(op) = ops.recv().await {
+        match op {
+            WriteOp::Data(data) => {
+                let n = data.len();
+                if let Err(e) = stream.write(&data).await {
+                    tsfn.call(ConnEvent::error(&e), ThreadsafeFunctionCallMode::NonBlocking);
+                    return;
+                }
+                drop(data);
+                let now = flow.inflight.fetch_sub(n, Ordering::SeqCst) - n;
+                if now < MAX_INFLIGHT && flow.waiting.swap(false, Ordering::SeqCst) {
+                    tsfn.call(ConnEvent::new("drain"), ThreadsafeFunctionCallMode::NonBlocking);
+                }
+            }
+            WriteOp::End => {
+                match stream.end().await {
+                    Ok(()) => tsfn.call(ConnEvent::new("ended"), ThreadsafeFunctionCallMode::NonBlocking),
+                    Err(e) => tsfn.call(ConnEvent::error(&e), ThreadsafeFunctionCallMode::NonBlocking),
+                };
+                return;
+            }
+        }
+    }
+}
+
+#[napi]
+impl NativeConnection {
+    #[napi(getter)]
+    pub fn remote_public_key(&self) -> Result<Buffer> {
+        guard(|| Ok(buf(&self.conn.remote_public_key().0)))
+    }
+
+    #[napi(getter)]
+    pub fn handshake_hash(&self) -> Result<Buffer> {
+        guard(|| Ok(buf(&self.conn.handshake_hash())))
+    }
+
+    #[napi(getter)]
+    pub fn is_initiator(&self) -> Result<bool> {
+        guard(|| Ok(self.conn.is_initiator()))
+    }
+
+    #[napi(getter)]
+    pub fn closed(&self) -> Result<bool> {
+        guard(|| Ok(self.conn.is_closed()))
+    }
+
+    /// Starts the I/O tasks; `on_event` receives `ConnEvent`s. Call once.
+    #[napi]
+    pub fn start(&self, on_event: Function<ConnEvent, ()>) -> Result<()> {
+        guard(|| {
+            let mut writes = self.writes.lock().unwrap();
+            if writes.is_some() {
+                return Err(invalid("connection already started"));
+            }
+            let tsfn: Arc<ConnFn> = Arc::new(
+                on_event.build_threadsafe_function::<ConnEvent>().weak::<true>().callee_handled::<false>().build()?,
+            );
+            let (tx, rx) = mpsc::unbounded_channel();
+            *writes = Some(tx);
+            let rt = swarmplex::runtime::shared();
+            rt.spawn(reader(self.stream.clone(), self.credits.clone(), tsfn.clone()));
+            rt.spawn(writer(self.stream.clone(), rx, self.flow.clone(), tsfn));
+            Ok(())
+        })
+    }
+
+    /// Lets the reader deliver one more chunk (JS calls it from `_read()`).
+    #[napi]
+    pub fn pull(&self) -> Result<()> {
+        guard(|| {
+            self.credits.add_permits(1);
+            Ok(())
+        })
+    }
+
+    /// Queues `data`. Returns whether there is room for more now; if not, a `drain` event
+    /// follows once there is.
+    #[napi]
+    pub fn write(&self, data: Buffer) -> Result<bool> {
+        guard(|| {
+            let n = data.len();
+            let flow = &self.flow;
+            // Count before queueing: the writer subtracts as soon as the transport took it.
+            let now = flow.inflight.fetch_add(n, Ordering::SeqCst) + n;
+            let sent = match &*self.writes.lock().unwrap() {
+                Some(tx) => tx.send(WriteOp::Data(data)).is_ok(),
+                None => return Err(invalid("connection not started")),
+            };
+            if !sent {
+                flow.inflight.fetch_sub(n, Ordering::SeqCst);
+                return Err(engine_err(swarmplex::Error::Closed("socket closed".into())));
+            }
+            if now < MAX_INFLIGHT {
+                return Ok(true);
+            }
+            // Full: ask for a drain, then re-check (the writer may have caught up meanwhile).
+            // Exactly one of this re-check and the writer's swap clears `waiting`.
+            flow.waiting.store(true, Ordering::SeqCst);
+            if flow.inflight.load(Ordering::SeqCst) < MAX_INFLIGHT && flow.waiting.swap(false, Ordering::SeqCst) {
+                return Ok(true);
+            }
+            Ok(false)
+        })
+    }
+
+    /// Queues our clean end (half-close); an `ended` event follows.
+    #[napi]
+    pub fn end(&self) -> Result<()> {
+        guard(|| match &*self.writes.lock().unwrap() {
+            Some(tx) => tx.send(WriteOp::End).map_err(|_| engine_err(swarmplex::Error::Closed("socket closed".into()))),
+            None => Err(invalid("connection not started")),
+        })
+    }
+
+    /// Resets the socket stream and closes the connection (the remote sees it at once).
+    #[napi]
+    pub fn destroy(&self) -> Result<()> {
+        guard(|| {
+            self.credits.close();
+            self.writes.lock().unwrap().take();
+            let stream = self.stream.clone();
+            let conn = self.conn.clone();
+            swarmplex::runtime::shared().spawn(async move {
+                let _ = tokio::time::timeout(Duration::from_millis(200), stream.reset()).await;
+                conn.close();
+            });
+            Ok(())
+        })
+    }
+
+    /// Closes the connection once the remote closes it or after `ms` milliseconds, whichever
+    /// comes first: used after both directions ended cleanly, so the last bytes (the end
+    /// marker) are not cut off by a transport close racing them.
+    #[napi]
+    pub fn close_after(&self, ms: u32) -> Result<()> {
+        guard(|| {
+            self.credits.close();
+            self.writes.lock().unwrap().take();
+            let conn = self.conn.clone();
+            swarmplex::runtime::shared().spawn(async move {
+                let _ = tokio::time::timeout(Duration::from_millis(ms as u64), conn.closed()).await;
+                conn.close();
+            });
+            Ok(())
+        })
+    }
+}
+
+// ---- testnet ----------------------------------------------------------------------------------
+
+/// DHT bootstrap nodes on 127.0.0.1.
+#[napi]
+pub struct NativeTestnet {
+    inner: Arc<Mutex<Option<Testnet>>>,
+    bootstrap: Vec<String>,
+}
+
+#[napi]
+impl NativeTestnet {
+    #[napi(ts_return_type = "Promise<NativeTestnet>")]
+    pub fn create<'e>(env: &'e Env, size: u32) -> Result<Object<'e>> {
+        guard(|| {
+            if size == 0 || size > 64 {
+                return Err(invalid("testnet size must be 1..=64"));
+            }
+            promise(env, async move {
+                let t = Testnet::new(size as usize).await.map_err(engine_err)?;
+                Ok(NativeTestnet { bootstrap: t.bootstrap(), inner: Arc::new(Mutex::new(Some(t))) })
+            })
+        })
+    }
+
+    #[napi(getter)]
+    pub fn bootstrap(&self) -> Result<Vec<String>> {
+        guard(|| Ok(self.bootstrap.clone()))
+    }
+
+    #[napi(ts_return_type = "Promise<void>")]
+    pub fn destroy<'e>(&self, env: &'e Env) -> Result<Object<'e>> {
+        guard(|| {
+            let t = self.inner.lock().unwrap().take();
+            promise(env, async move {
+                if let Some(t) = t {
+                    t.destroy().await;
+                }
+                Ok(())
+            })
+        })
+    }
+}
+
+/// The key pair libsodium's `crypto_sign_seed_keypair` derives from a 32-byte seed:
+/// `[publicKey, secretKey]`.
+#[napi]
+pub fn key_pair_from_seed(seed: Buffer) -> Result<Vec<Buffer>> {
+    guard(|| {
+        let kp = KeyPair::from_seed(&seed).map_err(engine_err)?;
+        Ok(vec![buf(&kp.public_key().0), buf(&kp.secret_key())])
+    })
+}
+
+/// A fresh random key pair: `[publicKey, secretKey]`.
+#[napi]
+pub fn random_key_pair() -> Result<Vec<Buffer>> {
+    guard(|| {
+        let kp = KeyPair::generate();
+        Ok(vec![buf(&kp.public_key().0), buf(&kp.secret_key())])
+    })
+}
+
+/// Test hook: proves a Rust panic in an export becomes a JS error (never an abort).
+#[napi]
+pub fn panic_for_test() -> Result<()> {
+    guard(|| panic!("deliberate test panic"))
+}

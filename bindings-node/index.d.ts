@@ -1,0 +1,147 @@
+// Type declarations for swarmplex: Hyperswarm v4's API on the swarmplex Rust engine.
+/// <reference types="node" />
+import { EventEmitter } from 'events'
+import { Duplex } from 'stream'
+
+declare namespace Hyperswarm {
+  interface KeyPair {
+    /** 32-byte Ed25519 public key. */
+    publicKey: Buffer
+    /** 64-byte libsodium secret key (seed ‖ public key). */
+    secretKey: Buffer
+  }
+
+  interface SwarmOptions {
+    /** The identity; random by default. Give keyPair or seed, not both. */
+    keyPair?: KeyPair
+    /** 32-byte seed: the same key pair as Hyperswarm (libsodium `crypto_sign_seed_keypair`). */
+    seed?: Buffer | Uint8Array
+    /** Cap on connections (open plus in progress); default 64 as in Hyperswarm. */
+    maxPeers?: number
+    /** Called once per peer before a connection is accepted: return true to reject (and ban). */
+    firewall?: ((remotePublicKey: Buffer, payload: null) => boolean | Promise<boolean>) | null
+    /** Bootstrap multiaddrs, each ending in /p2p/<peer id> (e.g. a testnet's `bootstrap`).
+     *  Default: $SWARMPLEX_BOOTSTRAP, else the public DHT. */
+    bootstrap?: string[] | null
+    /** A private network name (its own DHT protocol); default: the public DHT. */
+    network?: string
+    /** LAN discovery by multicast DNS; default true (as in the engine). */
+    mdns?: boolean
+    /** Listen multiaddrs; default QUIC and TCP on every interface, random ports. */
+    listen?: string[]
+    /** Hyperswarm options accepted and ignored. */
+    dht?: unknown
+    maxParallel?: number
+    maxClientConnections?: number
+    maxServerConnections?: number
+  }
+
+  interface JoinOptions {
+    /** Announce this peer for the topic (default true). */
+    server?: boolean
+    /** Look up and connect to the topic's servers (default true). */
+    client?: boolean
+  }
+
+  /** The encrypted socket to one peer. No 'error' listener is attached by default. */
+  class SwarmSocket extends Duplex {
+    /** The remote peer's public key. */
+    readonly remotePublicKey: Buffer
+    /** This swarm's public key. */
+    readonly publicKey: Buffer
+    /** 32 bytes, equal on both sides, unique per connection. */
+    readonly handshakeHash: Buffer
+    /** Whether this side dialed the transport connection. */
+    readonly isInitiator: boolean
+    readonly opened: Promise<boolean>
+    /** No-ops kept for Hyperswarm compatibility (the engine runs its own keep-alives). */
+    setKeepAlive (ms?: number): void
+    setTimeout (ms?: number): void
+  }
+
+  /** What the swarm knows about a peer. */
+  class PeerInfo extends EventEmitter {
+    readonly publicKey: Buffer
+    relayAddresses: unknown[]
+    reconnecting: boolean
+    proven: boolean
+    banned: boolean
+    tried: boolean
+    explicit: boolean
+    queued: boolean
+    /** Whether we found this peer as a client of some topic. */
+    client: boolean
+    /** Topics under which we found this peer as a client (empty for incoming peers). */
+    topics: Buffer[]
+    attempts: number
+    priority: number
+    readonly server: boolean
+    readonly prioritized: boolean
+    reconnect (val: boolean): void
+    /** Bans the peer: no reconnection, refused from now on (also closes an open connection). */
+    ban (val?: boolean): void
+    on (event: 'topic', listener: (topic: Buffer) => void): this
+    on (event: string | symbol, listener: (...args: any[]) => void): this
+  }
+
+  /** A joined topic. */
+  class PeerDiscovery {
+    readonly swarm: Hyperswarm
+    readonly topic: Buffer
+    readonly isServer: boolean
+    readonly isClient: boolean
+    readonly destroyed: boolean
+    /** Resolves when this topic's announce/lookup round is done and its connections emitted. */
+    flushed (): Promise<void>
+    /** Starts a new round now, optionally switching modes. */
+    refresh (opts?: JoinOptions): Promise<void>
+    /** Leaves the topic (existing connections stay). */
+    destroy (): Promise<void>
+  }
+}
+
+declare class Hyperswarm extends EventEmitter {
+  constructor (opts?: Hyperswarm.SwarmOptions)
+  readonly keyPair: Hyperswarm.KeyPair
+  readonly maxPeers: number
+  /** The open sockets. */
+  readonly connections: Set<Hyperswarm.SwarmSocket>
+  /** Peers by hex public key. */
+  readonly peers: Map<string, Hyperswarm.PeerInfo>
+  readonly explicitPeers: Set<Hyperswarm.PeerInfo>
+  /** Connections in progress. */
+  readonly connecting: number
+  readonly destroyed: boolean
+  readonly suspended: boolean
+  /** The pending or settled listen() promise, or null. */
+  readonly listening: Promise<void> | null
+
+  join (topic: Buffer | Uint8Array, opts?: Hyperswarm.JoinOptions): Hyperswarm.PeerDiscovery
+  leave (topic: Buffer | Uint8Array): Promise<void>
+  joinPeer (publicKey: Buffer | Uint8Array): void
+  leavePeer (publicKey: Buffer | Uint8Array): void
+  status (topic: Buffer | Uint8Array): Hyperswarm.PeerDiscovery | null
+  topics (): IterableIterator<Hyperswarm.PeerDiscovery>
+  /** Announces this peer under its own key (so others can joinPeer it). */
+  listen (): Promise<void>
+  /** Resolves (true) when every topic's round is done and every found peer was connected
+   *  (its 'connection' emitted) or given up; false if the swarm was destroyed. */
+  flush (): Promise<boolean>
+  suspend (): Promise<void>
+  resume (): Promise<void>
+  clear (): Promise<void>
+  destroy (): Promise<void>
+
+  on (event: 'connection', listener: (socket: Hyperswarm.SwarmSocket, peerInfo: Hyperswarm.PeerInfo) => void): this
+  on (event: 'update', listener: () => void): this
+  on (event: 'ban', listener: (peerInfo: Hyperswarm.PeerInfo, err: Error | null) => void): this
+  on (event: 'close', listener: () => void): this
+  on (event: string | symbol, listener: (...args: any[]) => void): this
+  once (event: 'connection', listener: (socket: Hyperswarm.SwarmSocket, peerInfo: Hyperswarm.PeerInfo) => void): this
+  once (event: string | symbol, listener: (...args: any[]) => void): this
+
+  static Hyperswarm: typeof Hyperswarm
+  static Swarm: typeof Hyperswarm
+}
+
+export = Hyperswarm

@@ -1,0 +1,325 @@
+'use strict'
+// swarmplex: Hyperswarm v4's API on the swarmplex Rust engine.
+//   const Hyperswarm = require('swarmplex')   // instead of require('hyperswarm')
+const { EventEmitter } = require('events')
+const { binding, toError, call } = require('./lib/native')
+const { isBytes, toBuffer, key32, describe, optBool, checkObject } = require('./lib/errors')
+const PeerInfo = require('./lib/peer-info')
+const PeerDiscovery = require('./lib/discovery')
+const SwarmSocket = require('./lib/socket')
+
+const MAX_PEERS = 64 // Hyperswarm's default
+const KNOWN_OPTIONS = new Set([
+  'keyPair', 'seed', 'maxPeers', 'firewall', 'bootstrap', 'network', 'mdns', 'listen',
+  // Hyperswarm options accepted and ignored (no meaning for this engine):
+  'dht', 'maxParallel', 'maxClientConnections', 'maxServerConnections', 'backoffs', 'jitter', 'relayThrough'
+])
+
+function checkKeyPair (kp) {
+  if (!kp || typeof kp !== 'object') throw new TypeError(`keyPair must be an object { publicKey, secretKey }, got ${describe(kp)}`)
+  const publicKey = key32(kp.publicKey, 'keyPair.publicKey')
+  if (!isBytes(kp.secretKey) || kp.secretKey.byteLength !== 64) {
+    throw new TypeError(`keyPair.secretKey must be a 64-byte Buffer, got ${describe(kp.secretKey)}`)
+  }
+  const secretKey = toBuffer(kp.secretKey)
+  if (!secretKey.subarray(32).equals(publicKey)) throw new TypeError('keyPair.secretKey does not match keyPair.publicKey')
+  return { publicKey, secretKey }
+}
+
+function parseOptions (opts) {
+  opts = checkObject(opts, 'Swarm options')
+  for (const k of Object.keys(opts)) {
+    if (!KNOWN_OPTIONS.has(k)) throw new TypeError(`unknown Swarm option ${k}`)
+  }
+  if (opts.keyPair !== undefined && opts.seed !== undefined) throw new TypeError('give keyPair or seed, not both')
+  let keyPair
+  if (opts.keyPair !== undefined) {
+    keyPair = checkKeyPair(opts.keyPair)
+  } else if (opts.seed !== undefined) {
+    if (!isBytes(opts.seed) || opts.seed.byteLength !== 32) throw new TypeError(`seed must be a 32-byte Buffer, got ${describe(opts.seed)}`)
+    const [publicKey, secretKey] = call(() => binding.keyPairFromSeed(toBuffer(opts.seed)))
+    keyPair = { publicKey, secretKey }
+  } else {
+    const [publicKey, secretKey] = call(() => binding.randomKeyPair())
+    keyPair = { publicKey, secretKey }
+  }
+  let maxPeers = MAX_PEERS
+  if (opts.maxPeers !== undefined && opts.maxPeers !== Infinity) {
+    if (!Number.isInteger(opts.maxPeers) || opts.maxPeers < 1 || opts.maxPeers > 0xffffffff) {
+      throw new TypeError(`maxPeers must be a positive integer, got ${describe(opts.maxPeers)} ${opts.maxPeers}`)
+    }
+    maxPeers = opts.maxPeers
+  } else if (opts.maxPeers === Infinity) maxPeers = Infinity
+  if (opts.firewall !== undefined && opts.firewall !== null && typeof opts.firewall !== 'function') {
+    throw new TypeError(`firewall must be a function, got ${describe(opts.firewall)}`)
+  }
+  let bootstrap
+  if (opts.bootstrap !== undefined && opts.bootstrap !== null) {
+    if (!Array.isArray(opts.bootstrap) || !opts.bootstrap.every((s) => typeof s === 'string')) {
+      throw new TypeError('bootstrap must be an array of multiaddr strings')
+    }
+    bootstrap = opts.bootstrap.slice()
+  }
+  if (opts.network !== undefined && typeof opts.network !== 'string') throw new TypeError(`network must be a string, got ${describe(opts.network)}`)
+  let listen
+  if (opts.listen !== undefined) {
+    if (!Array.isArray(opts.listen) || !opts.listen.every((s) => typeof s === 'string')) throw new TypeError('listen must be an array of multiaddr strings')
+    listen = opts.listen.slice()
+  }
+  const mdns = optBool(opts, 'mdns', true)
+  return { keyPair, maxPeers, firewall: opts.firewall || null, bootstrap, network: opts.network, listen, mdns }
+}
+
+class Hyperswarm extends EventEmitter {
+  constructor (opts = {}) {
+    super()
+    const o = parseOptions(opts)
+    this.keyPair = o.keyPair
+    this.maxPeers = o.maxPeers
+    this.connections = new Set()
+    this.peers = new Map()
+    this.explicitPeers = new Set()
+    this.connecting = 0
+    this.destroyed = false
+    this.suspended = false
+    this.listening = null
+    this._firewall = o.firewall
+    this._discovery = new Map()
+    this._sockets = new Map() // remote hex -> open socket
+    this._destroying = null
+    this._native = call(() => new binding.NativeSwarm({
+      secretKey: o.keyPair.secretKey,
+      bootstrap: o.bootstrap,
+      network: o.network,
+      maxPeers: o.maxPeers === Infinity ? undefined : o.maxPeers,
+      firewall: !!o.firewall,
+      mdns: o.mdns,
+      listen: o.listen
+    }, (ev) => this._onevent(ev)))
+    // Like Hyperswarm's UDP socket, a live swarm keeps the process running; destroy() releases
+    // it. (Engine events themselves never hold Node open: their callback is a weak TSFN.)
+    this._keepAlive = setInterval(noop, 0x7fffffff)
+  }
+
+  _onevent (ev) {
+    switch (ev.kind) {
+      case 'connection': return this._onconnection(ev)
+      case 'disconnected': return this._ondisconnected(ev)
+      case 'update':
+        this.connecting = ev.connecting
+        if (!this.destroyed) this.emit('update')
+        return
+      case 'ban': {
+        const info = this._upsertPeer(ev.remote)
+        info.banned = true
+        if (!this.destroyed) this.emit('ban', info, null)
+        return
+      }
+      case 'topic': {
+        const info = this.peers.get(ev.remote.toString('hex'))
+        if (info) info._topic(ev.topic)
+        return
+      }
+      case 'firewall': return this._onfirewall(ev)
+      case 'marker':
+        try { this._native.ack(ev.id) } catch {}
+    }
+  }
+
+  _onfirewall (ev) {
+    let reject = true
+    try {
+      const r = this.destroyed || this.suspended ? true : this._firewall(ev.remote, null)
+      if (r && typeof r.then === 'function') {
+        r.then((v) => this._firewallReply(ev.id, !!v), () => this._firewallReply(ev.id, true))
+        return
+      }
+      reject = !!r
+    } catch {
+      reject = true
+    }
+    this._firewallReply(ev.id, reject)
+  }
+
+  _firewallReply (id, reject) {
+    try { this._native.firewallReply(id, reject) } catch {}
+  }
+
+  _upsertPeer (publicKey) {
+    const hex = publicKey.toString('hex')
+    let info = this.peers.get(hex)
+    if (!info) {
+      info = new PeerInfo(this, publicKey)
+      this.peers.set(hex, info)
+    }
+    return info
+  }
+
+  _maybeDeletePeer (info) {
+    const hex = info.publicKey.toString('hex')
+    if (info.explicit || info.banned || this._sockets.has(hex)) return
+    if (this.peers.get(hex) === info) this.peers.delete(hex)
+  }
+
+  _onconnection (ev) {
+    const socket = new SwarmSocket(ev.connection, this.keyPair.publicKey)
+    if (this.destroyed) {
+      socket.on('error', noop)
+      socket.destroy()
+      return
+    }
+    const hex = ev.remote.toString('hex')
+    const info = this._upsertPeer(ev.remote)
+    info.client = info.client || ev.client
+    info.proven = true
+    info.tried = true
+    info.attempts = 0
+    for (const t of ev.topics) info._topic(t)
+    this.connections.add(socket)
+    this._sockets.set(hex, socket)
+    socket.on('close', () => {
+      this.connections.delete(socket)
+      if (this._sockets.get(hex) === socket) this._sockets.delete(hex)
+      this._maybeDeletePeer(info)
+      if (!this.destroyed) this.emit('update')
+    })
+    this.emit('connection', socket, info)
+  }
+
+  _ondisconnected (ev) {
+    const hex = ev.remote.toString('hex')
+    const socket = this._sockets.get(hex)
+    if (socket && !socket.destroyed) {
+      if (socket._ended && socket._finished) {
+        socket.destroy()
+      } else {
+        const err = new Error('connection closed: ' + ev.message)
+        err.code = ev.code === 'closed' ? 'ECONNRESET' : ev.code
+        // Let queued reads surface first; then make sure the socket is gone.
+        setImmediate(() => { if (!socket.destroyed) socket.destroy(err) })
+      }
+    }
+  }
+
+
+  join (topic, opts = {}) {
+    if (this.destroyed) throw new Error('Swarm destroyed')
+    topic = key32(topic, 'topic')
+    opts = checkObject(opts, 'join options')
+    const server = optBool(opts, 'server', true)
+    const client = optBool(opts, 'client', true)
+    const hex = topic.toString('hex')
+    let d = this._discovery.get(hex)
+    if (d && !d.destroyed) {
+      d.isServer = server
+      d.isClient = client
+    } else {
+      d = new PeerDiscovery(this, Buffer.from(topic), { server, client })
+      this._discovery.set(hex, d)
+    }
+    d._apply()
+    // Like Hyperswarm, joining as a server also listens (announces this peer under its own
+    // key, so others can joinPeer it).
+    if (server && !this.listening) this.listen().catch(noop)
+    return d
+  }
+
+  async leave (topic) {
+    topic = key32(topic, 'topic')
+    const d = this._discovery.get(topic.toString('hex'))
+    if (d) await d.destroy()
+  }
+
+  joinPeer (publicKey) {
+    publicKey = key32(publicKey, 'public key')
+    if (this.destroyed) throw new Error('Swarm destroyed')
+    if (publicKey.equals(this.keyPair.publicKey)) return
+    const info = this._upsertPeer(Buffer.from(publicKey))
+    info.explicit = true
+    this.explicitPeers.add(info)
+    call(() => this._native.joinPeer(publicKey))
+  }
+
+  leavePeer (publicKey) {
+    publicKey = key32(publicKey, 'public key')
+    const hex = publicKey.toString('hex')
+    const info = this.peers.get(hex)
+    if (info) {
+      info.explicit = false
+      this.explicitPeers.delete(info)
+      this._maybeDeletePeer(info)
+    }
+    if (!this.destroyed) call(() => this._native.leavePeer(publicKey))
+  }
+
+  status (topic) {
+    topic = key32(topic, 'topic')
+    return this._discovery.get(topic.toString('hex')) || null
+  }
+
+  topics () {
+    return this._discovery.values()
+  }
+
+  listen () {
+    if (this.destroyed) throw new Error('Swarm destroyed')
+    if (!this.listening) {
+      this.listening = this._native.listen().then(() => undefined, (err) => { throw toError(err) })
+    }
+    return this.listening
+  }
+
+  // Resolves when every topic finished its round and every peer found was connected (its
+  // 'connection' event already emitted) or given up.
+  async flush () {
+    if (this.destroyed) return false
+    try {
+      await this._native.flush()
+    } catch (err) {
+      if (this.destroyed) return false
+      throw toError(err)
+    }
+    return true
+  }
+
+  async suspend () {
+    if (this.suspended || this.destroyed) return
+    this.suspended = true
+    const closing = [...this.connections].map((s) => new Promise((resolve) => s.once('close', resolve)))
+    call(() => this._native.suspend())
+    await Promise.all(closing)
+  }
+
+  async resume () {
+    if (!this.suspended || this.destroyed) return
+    this.suspended = false
+    call(() => this._native.resume())
+  }
+
+  async clear () {
+    for (const d of [...this._discovery.values()]) await d.destroy()
+  }
+
+  destroy () {
+    if (this._destroying) return this._destroying
+    this.destroyed = true
+    clearInterval(this._keepAlive)
+    for (const d of this._discovery.values()) d.destroyed = true
+    this._discovery.clear()
+    for (const socket of [...this.connections]) socket.destroy()
+    this._destroying = this._native.destroy().then(() => {
+      this.connecting = 0
+      this.emit('close')
+    }, (err) => { throw toError(err) })
+    return this._destroying
+  }
+}
+
+function noop () {}
+
+module.exports = Hyperswarm
+module.exports.Hyperswarm = Hyperswarm
+module.exports.Swarm = Hyperswarm
+module.exports.PeerInfo = PeerInfo
+module.exports.PeerDiscovery = PeerDiscovery
+module.exports.SwarmSocket = SwarmSocket
