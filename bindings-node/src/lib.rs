@@ -139,8 +139,7 @@ fn to_js_event(ev: SwarmEvent) -> Option<NativeEvent> {
             let info = conn.peer_info();
             let mut e = NativeEvent::new("connection");
             e.remote = Some(buf(&conn.remote_public_key().0));
-            let own = Topic::for_public_key(&conn.remote_public_key());
-            e.topics = Some(info.topics.iter().filter(|t| **t != own).map(|t| buf(&t.0)).collect());
+            e.topics = Some(info.topics.iter().map(|t| buf(&t.0)).collect());
             e.client = Some(info.client);
             e.explicit = Some(info.explicit);
             e.connection = Some(NativeConnection::new(conn));
@@ -164,8 +163,6 @@ fn to_js_event(ev: SwarmEvent) -> Option<NativeEvent> {
             e.remote = Some(buf(&remote.0));
             e
         }
-        // A peer found under its own key (joinPeer's lookup) is not a topic of the app's.
-        SwarmEvent::PeerTopic { remote, topic } if topic == Topic::for_public_key(&remote) => return None,
         SwarmEvent::PeerTopic { remote, topic } => {
             let mut e = NativeEvent::new("topic");
             e.remote = Some(buf(&remote.0));
@@ -353,27 +350,15 @@ impl NativeSwarm {
     #[napi]
     pub fn join_peer(&self, key: Buffer) -> Result<()> {
         guard(|| {
-            // The core dials a joined peer only at addresses it already knows; Hyperswarm's
-            // joinPeer finds the peer by key. So also look up the peer's self-announce
-            // (`listen()`) as a client; leave_peer leaves it again.
-            let key = key_of(&key)?;
-            if key == self.swarm.public_key() {
-                return Ok(());
-            }
-            self.swarm.join_peer(key).map_err(engine_err)?;
-            self.swarm
-                .join(Topic::for_public_key(&key), JoinOptions { server: false, client: true })
-                .map_err(engine_err)?;
-            Ok(())
+            // The engine finds the peer by key (its self-announce) and reconnects forever.
+            self.swarm.join_peer(key_of(&key)?).map_err(engine_err)
         })
     }
 
     #[napi]
     pub fn leave_peer(&self, key: Buffer) -> Result<()> {
         guard(|| {
-            let key = key_of(&key)?;
-            self.swarm.leave_peer(key).map_err(engine_err)?;
-            self.swarm.leave(Topic::for_public_key(&key)).map_err(engine_err)
+            self.swarm.leave_peer(key_of(&key)?).map_err(engine_err)
         })
     }
 

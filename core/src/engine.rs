@@ -134,6 +134,9 @@ struct ConnInfo {
 
 struct TopicState {
     opts: JoinOptions,
+    /// A hidden lookup that `join_peer` runs for one peer's self-announce: it dials only that
+    /// peer, and does not show in `topics()`, `status()` or PeerInfo topics.
+    only: Option<PeerId>,
     generation: u64,
     announce_deferred: bool,
     round: Round<PeerId>,
@@ -280,6 +283,7 @@ impl Engine {
         match cmd {
             Command::Join { topic, opts } => {
                 let ts = self.topics.entry(topic).or_insert(TopicState {
+                    only: None,
                     opts,
                     generation: 0,
                     announce_deferred: false,
@@ -287,6 +291,7 @@ impl Engine {
                 });
                 let was_server = ts.opts.server;
                 ts.opts = opts;
+                ts.only = None; // joined explicitly: an ordinary topic from now on
                 if was_server && !opts.server {
                     self.swarm.behaviour_mut().kad.stop_providing(&topic.dht_key());
                 }
@@ -321,10 +326,27 @@ impl Engine {
                 p.explicit = true;
                 p.backoff = Backoff::default();
                 self.dial(pid);
+                // Find it by key too: look up its self-announce (see `Swarm::listen`).
+                let lookup = Topic::for_public_key(&key);
+                if !self.topics.contains_key(&lookup) {
+                    self.topics.insert(lookup, TopicState {
+                        only: Some(pid),
+                        opts: JoinOptions { server: false, client: true },
+                        generation: 0,
+                        announce_deferred: false,
+                        round: Round::default(),
+                    });
+                    self.start_round(lookup);
+                }
             }
             Command::LeavePeer { key } => {
                 if let Some(p) = self.peers.get_mut(&key.to_peer_id()) {
                     p.explicit = false;
+                }
+                let lookup = Topic::for_public_key(&key);
+                if self.topics.get(&lookup).is_some_and(|t| t.only.is_some()) {
+                    self.topics.remove(&lookup);
+                    self.check_flush();
                 }
             }
             Command::ListenAddrs { wait, reply } => {
@@ -335,10 +357,11 @@ impl Engine {
                 }
             }
             Command::Status { topic, reply } => {
-                let _ = reply.send(self.topics.get(&topic).map(|t| t.opts));
+                let _ = reply.send(self.topics.get(&topic).filter(|t| t.only.is_none()).map(|t| t.opts));
             }
             Command::Topics { reply } => {
-                let _ = reply.send(self.topics.iter().map(|(t, s)| (*t, s.opts)).collect());
+                let visible = self.topics.iter().filter(|(_, s)| s.only.is_none());
+                let _ = reply.send(visible.map(|(t, s)| (*t, s.opts)).collect());
             }
             Command::Connections { reply } => {
                 let list = self.peers.values().filter_map(|p| p.session.as_ref()).map(|s| s.connection.clone());
@@ -525,9 +548,14 @@ impl Engine {
             return;
         }
         let Some(key) = PublicKey::from_peer_id(&pid) else { return };
+        let hidden = match self.topics.get(&topic).and_then(|t| t.only) {
+            Some(only) if only != pid => return, // someone else announcing under that key's topic
+            Some(_) => true,
+            None => false,
+        };
         self.peer_entry(key);
         let p = self.peers.get_mut(&pid).unwrap();
-        if !p.topics.contains(&topic) {
+        if !hidden && !p.topics.contains(&topic) {
             p.topics.push(topic);
             if let Some(s) = &p.session {
                 s.connection.inner.info.lock().unwrap().topics.push(topic);

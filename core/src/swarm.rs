@@ -207,8 +207,8 @@ impl Swarm {
     }
 
     /// Keeps a connection to `key` (reconnecting forever, with backoff) until [`Swarm::leave_peer`].
-    /// Needs an address for the peer: from a previous connection, or its [`Swarm::listen`]
-    /// announce found through [`Swarm::find_peer`]. Joining yourself is a no-op.
+    /// The peer is dialed at addresses known from earlier connections and found by key through
+    /// its [`Swarm::listen`] announce. Joining yourself is a no-op.
     pub fn join_peer(&self, key: PublicKey) -> Result<()> {
         self.send(Command::JoinPeer { key })
     }
@@ -236,7 +236,6 @@ impl Swarm {
             return Ok(c);
         }
         self.join_peer(key)?;
-        self.join(Topic::for_public_key(&key), JoinOptions { server: false, client: true })?;
         self.wait_connection(key).await
     }
 

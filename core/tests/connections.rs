@@ -179,6 +179,22 @@ async fn join_peer_connects_and_reconnects_after_a_restart_with_the_same_key() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn join_peer_finds_a_peer_by_key_alone() {
+    let net = testnet().await;
+    let target = swarm(&net).await;
+    within("listen", target.listen()).await.unwrap();
+    within("announce", target.flush()).await.unwrap();
+    let seeker = swarm(&net).await;
+    seeker.join_peer(target.public_key()).unwrap(); // no address known: found through its announce
+    let conn = next_connection(&seeker).await;
+    assert_eq!(conn.remote_public_key(), target.public_key());
+    assert!(conn.peer_info().explicit);
+    assert!(conn.peer_info().topics.is_empty(), "the lookup by key is not a topic of the peer");
+    assert!(seeker.topics().await.unwrap().is_empty(), "nor one of ours");
+    within("flush", seeker.flush()).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn firewall_rejects_bans_and_is_asked_once_per_peer() {
     let net = testnet().await;
     let asked = Arc::new(AtomicUsize::new(0));
