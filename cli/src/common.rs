@@ -91,16 +91,20 @@ pub async fn until_stopped() {
     }
 }
 
+/// Prints a line for a long-running node; a reader that went away must not stop the node.
+fn say(line: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}").and_then(|_| out.flush());
+}
+
 pub async fn run_testnet(nodes: usize, port: u16, net: NetworkArgs) -> Result<()> {
     let testnet = Testnet::start(nodes, net.network.clone(), port).await?;
-    let list = testnet.bootstrap().join(",");
-    println!("SWARMPLEX_BOOTSTRAP={list}");
+    say(&format!("SWARMPLEX_BOOTSTRAP={}", testnet.bootstrap().join(",")));
     for a in testnet.bootstrap() {
-        println!("  {a}");
+        say(&format!("  {a}"));
     }
-    println!("# {nodes} nodes on 127.0.0.1; Ctrl-C stops them");
-    use std::io::Write;
-    std::io::stdout().flush()?;
+    say(&format!("# {nodes} nodes on 127.0.0.1; Ctrl-C stops them"));
     until_stopped().await;
     testnet.destroy().await;
     Ok(())
@@ -120,10 +124,8 @@ pub async fn run_bootstrap(port: u16, seed: Option<String>, net: NetworkArgs) ->
     .await?;
     let pid = swarm.public_key().to_peer_id();
     for a in swarm.listen_addrs().await? {
-        println!("{a}/p2p/{pid}");
+        say(&format!("{a}/p2p/{pid}"));
     }
-    use std::io::Write;
-    std::io::stdout().flush()?;
     until_stopped().await;
     swarm.destroy().await;
     Ok(())

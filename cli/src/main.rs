@@ -67,21 +67,27 @@ fn main() {
     let cli = Cli::parse();
     common::init_logging();
     let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
-    let res = rt.block_on(async {
-        match cli.command {
-            Cmd::Testnet { nodes, port, net } => common::run_testnet(nodes, port, net).await,
-            Cmd::Bootstrap { port, seed, net } => common::run_bootstrap(port, seed, net).await,
-            Cmd::Demo { mib } => demo::run(mib).await,
-            Cmd::Pipe(a) => pipe::run(a).await,
-            Cmd::Chat(a) => chat::run(a).await,
-            Cmd::Keygen { seed } => identity::keygen(seed),
-            Cmd::Id => identity::show(),
-            Cmd::Bench(a) => bench::run(a).await,
-        }
+    // Run the command as a task on the workers, not on this thread: every message would
+    // otherwise cross between this thread and the engine's (≈4× the round-trip latency).
+    let res = rt.block_on(async move {
+        tokio::spawn(async move { run(cli.command).await }).await.unwrap_or_else(|e| Err(anyhow::anyhow!("{e}")))
     });
     rt.shutdown_timeout(std::time::Duration::from_millis(100));
     if let Err(e) = res {
         eprintln!("swarmplex: {e:#}");
         std::process::exit(1);
+    }
+}
+
+async fn run(command: Cmd) -> anyhow::Result<()> {
+    match command {
+        Cmd::Testnet { nodes, port, net } => common::run_testnet(nodes, port, net).await,
+        Cmd::Bootstrap { port, seed, net } => common::run_bootstrap(port, seed, net).await,
+        Cmd::Demo { mib } => demo::run(mib).await,
+        Cmd::Pipe(a) => pipe::run(a).await,
+        Cmd::Chat(a) => chat::run(a).await,
+        Cmd::Keygen { seed } => identity::keygen(seed),
+        Cmd::Id => identity::show(),
+        Cmd::Bench(a) => bench::run(a).await,
     }
 }
