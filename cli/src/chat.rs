@@ -13,6 +13,9 @@ use crate::common::{PeerArgs, parse_topic};
 pub struct ChatArgs {
     /// Topic to chat on (64 hex chars, or any name).
     topic: String,
+    /// A line sent to every peer as soon as it connects.
+    #[arg(long)]
+    greet: Option<String>,
     #[command(flatten)]
     peer: PeerArgs,
 }
@@ -27,7 +30,7 @@ pub async fn run(args: ChatArgs) -> Result<()> {
     println!("* you are {}; waiting for peers on {:?}", name(&swarm.public_key()), args.topic);
     let peers: Arc<Mutex<HashMap<PublicKey, Connection>>> = Arc::default();
     let events = {
-        let (swarm, peers) = (swarm.clone(), peers.clone());
+        let (swarm, peers, greet) = (swarm.clone(), peers.clone(), args.greet.clone());
         tokio::spawn(async move {
             while let Some(e) = swarm.next_event().await {
                 match e {
@@ -35,6 +38,9 @@ pub async fn run(args: ChatArgs) -> Result<()> {
                         let k = c.remote_public_key();
                         println!("* {} joined", name(&k));
                         peers.lock().unwrap().insert(k, c.clone());
+                        if let Some(g) = &greet {
+                            let _ = c.socket().write(format!("{g}\n").as_bytes()).await;
+                        }
                         tokio::spawn(print_lines(c));
                     }
                     SwarmEvent::Disconnected { remote, .. } => {
