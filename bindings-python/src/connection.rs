@@ -37,7 +37,7 @@ impl NativeConnection {
     /// The remote peer's public key.
     #[getter]
     fn remote_public_key<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
-        PyBytes::new(py, &self.conn.remote_public_key().0)
+        PyBytes::new(py, self.conn.remote_public_key().as_bytes())
     }
 
     /// 32 bytes equal on both sides and unique per connection.
@@ -56,7 +56,7 @@ impl NativeConnection {
     fn peer_info<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let info = self.conn.peer_info();
         let topics: Vec<Bound<'py, PyBytes>> = info.topics.iter().map(|t| PyBytes::new(py, &t.0)).collect();
-        (PyBytes::new(py, &info.public_key.0), topics, info.client, info.explicit)
+        (PyBytes::new(py, info.public_key.as_bytes()), topics, info.client, info.explicit)
             .into_pyobject(py)
             .map(|t| t.into_any())
     }

@@ -23,7 +23,7 @@ use swarmplex::KeyPair;
 use crate::errors::PyResultExt;
 
 fn key_pair_tuple<'py>(py: Python<'py>, kp: &KeyPair) -> (Bound<'py, PyBytes>, Bound<'py, PyBytes>) {
-    (PyBytes::new(py, &kp.public_key().0), PyBytes::new(py, &kp.secret_key()))
+    (PyBytes::new(py, kp.public_key().as_bytes()), PyBytes::new(py, &kp.secret_key()))
 }
 
 /// A random key pair as `(public_key, secret_key)`.

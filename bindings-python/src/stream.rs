@@ -211,7 +211,7 @@ impl NativeStream {
     /// The remote peer's public key.
     #[getter]
     fn remote_public_key<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
-        PyBytes::new(py, &self.st.stream.remote_public_key().0)
+        PyBytes::new(py, self.st.stream.remote_public_key().as_bytes())
     }
 
     /// Up to `n` bytes (waits for at least one); `b""` at the end.

@@ -71,7 +71,7 @@ fn make_firewall(slot: Arc<FirewallSlot>) -> swarmplex::Firewall {
                     .and_then(|run| {
                         lp.bind(py).call_method1(
                             "call_soon_threadsafe",
-                            (run, cb, PyBytes::new(py, &key.0), reply),
+                            (run, cb, PyBytes::new(py, key.as_bytes()), reply),
                         )
                     });
                 if let Err(e) = res {
@@ -95,7 +95,7 @@ fn key_from(py: Python<'_>, b: &[u8]) -> PyResult<PublicKey> {
 fn event_out(ev: Option<SwarmEvent>) -> future::Out {
     Box::new(move |py| {
         let Some(ev) = ev else { return Ok(py.None()) };
-        let key = |k: PublicKey| PyBytes::new(py, &k.0);
+        let key = |k: PublicKey| PyBytes::new(py, k.as_bytes());
         let t = match ev {
             SwarmEvent::Connection(c) => {
                 ("connection", Py::new(py, NativeConnection::new(c))?).into_pyobject(py)?.into_any()
@@ -227,7 +227,7 @@ impl NativeSwarm {
     /// This swarm's public key.
     #[getter]
     fn public_key<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
-        PyBytes::new(py, &self.swarm.public_key().0)
+        PyBytes::new(py, self.swarm.public_key().as_bytes())
     }
 
     /// This swarm's 64-byte secret key.

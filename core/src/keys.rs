@@ -5,19 +5,29 @@ use libp2p::identity::{self, ed25519};
 use libp2p::PeerId;
 
 /// A 32-byte Ed25519 public key: a peer's identity everywhere in swarmplex.
+/// Build it with [`PublicKey::from_slice`] (which validates it) or from a [`KeyPair`].
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct PublicKey(pub [u8; 32]);
+pub struct PublicKey(pub(crate) [u8; 32]);
 
 impl PublicKey {
-    /// Parses 32 bytes; any other length is `InvalidInput`.
+    /// Parses 32 bytes that encode an Ed25519 point; anything else is `InvalidInput`
+    /// (about half of all 32-byte strings are not valid keys).
     pub fn from_slice(bytes: &[u8]) -> Result<Self> {
-        Ok(PublicKey(to_array(bytes, "public key")?))
+        let arr = to_array(bytes, "public key")?;
+        ed25519::PublicKey::try_from_bytes(&arr)
+            .map_err(|_| Error::InvalidInput("public key is not a valid Ed25519 point".into()))?;
+        Ok(PublicKey(arr))
     }
 
     /// Parses 64 hex characters.
     pub fn from_hex(s: &str) -> Result<Self> {
         let bytes = hex::decode(s).map_err(|e| Error::InvalidInput(format!("public key hex: {e}")))?;
         Self::from_slice(&bytes)
+    }
+
+    /// The 32 key bytes.
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
     }
 
     /// The key as lowercase hex.
@@ -138,6 +148,26 @@ mod tests {
         let pid = kp.public_key().to_peer_id();
         assert_eq!(pid, kp.to_libp2p().public().to_peer_id());
         assert_eq!(PublicKey::from_peer_id(&pid), Some(kp.public_key()));
+    }
+
+    #[test]
+    fn keys_that_are_not_ed25519_points_are_invalid_input() {
+        // Roughly half of all 32-byte strings do not decode to a curve point; those must be
+        // rejected up front (they used to panic later, inside the event loop, in to_peer_id).
+        let mut rejected = 0;
+        for i in 0..64u8 {
+            let bytes = [i; 32];
+            match PublicKey::from_slice(&bytes) {
+                Ok(k) => {
+                    let _ = k.to_peer_id(); // must not panic for an accepted key
+                }
+                Err(e) => {
+                    assert_eq!(e.kind(), crate::ErrorKind::InvalidInput);
+                    rejected += 1;
+                }
+            }
+        }
+        assert!(rejected > 0, "expected some of the 64 patterns to be invalid points");
     }
 
     #[test]
