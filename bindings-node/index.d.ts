@@ -132,10 +132,22 @@ declare class Hyperswarm extends EventEmitter {
   clear (): Promise<void>
   destroy (): Promise<void>
 
+  // swarmplex extensions (used by swarmplex/p2plex and swarmplex/peersockets)
+  /** Delivers topic messages sent to `topic` as 'message' events. */
+  joinMessages (topic: string): void
+  leaveMessages (topic: string): void
+  /** Sends one message to a connected peer; delivered only if it joined `topic`. */
+  sendMessage (remotePublicKey: Buffer | Uint8Array, topic: string, data: Buffer | Uint8Array): Promise<void>
+  /** The open socket to that peer, or null. */
+  connectionOf (remotePublicKey: Buffer | Uint8Array): Hyperswarm.SwarmSocket | null
+
   on (event: 'connection', listener: (socket: Hyperswarm.SwarmSocket, peerInfo: Hyperswarm.PeerInfo) => void): this
   on (event: 'update', listener: () => void): this
   on (event: 'ban', listener: (peerInfo: Hyperswarm.PeerInfo, err: Error | null) => void): this
   on (event: 'close', listener: () => void): this
+  on (event: 'message', listener: (remotePublicKey: Buffer, topic: string, data: Buffer) => void): this
+  on (event: 'stream', listener: (remotePublicKey: Buffer, name: string, shared: boolean) => void): this
+  on (event: 'disconnection', listener: (remotePublicKey: Buffer, reason: Error) => void): this
   on (event: string | symbol, listener: (...args: any[]) => void): this
   once (event: 'connection', listener: (socket: Hyperswarm.SwarmSocket, peerInfo: Hyperswarm.PeerInfo) => void): this
   once (event: string | symbol, listener: (...args: any[]) => void): this

@@ -120,6 +120,14 @@ class Hyperswarm extends EventEmitter {
         if (info) info._topic(ev.topic)
         return
       }
+      case 'stream':
+        // swarmplex extension: an inbound named/shared stream nobody was waiting for.
+        if (!this.destroyed) this.emit('stream', ev.remote, ev.name, ev.shared)
+        return
+      case 'message':
+        // swarmplex extension: a topic message for a message topic we joined (joinMessages).
+        if (!this.destroyed) this.emit('message', ev.remote, ev.name, ev.data)
+        return
       case 'firewall': return this._onfirewall(ev)
       case 'marker':
         try { this._native.ack(ev.id) } catch {}
@@ -188,6 +196,12 @@ class Hyperswarm extends EventEmitter {
 
   _ondisconnected (ev) {
     const hex = ev.remote.toString('hex')
+    // swarmplex extension: the connection (session) to `remote` really ended.
+    if (!this.destroyed) {
+      const err = new Error(ev.message)
+      err.code = ev.code
+      this.emit('disconnection', ev.remote, err)
+    }
     const socket = this._sockets.get(hex)
     if (socket && !socket.destroyed) {
       if (socket._ended && socket._finished) {
@@ -250,6 +264,45 @@ class Hyperswarm extends EventEmitter {
       this._maybeDeletePeer(info)
     }
     if (!this.destroyed) call(() => this._native.leavePeer(publicKey))
+  }
+
+  // ---- swarmplex extensions (used by swarmplex/p2plex and swarmplex/peersockets) ----
+
+  // Delivers topic messages sent to `topic` as 'message' (remotePublicKey, topic, data) events.
+  joinMessages (topic) {
+    if (typeof topic !== 'string') throw new TypeError(`message topic must be a string, got ${describe(topic)}`)
+    if (this.destroyed) throw new Error('Swarm destroyed')
+    call(() => this._native.joinMessages(topic))
+  }
+
+  leaveMessages (topic) {
+    if (typeof topic !== 'string') throw new TypeError(`message topic must be a string, got ${describe(topic)}`)
+    if (!this.destroyed) call(() => this._native.leaveMessages(topic))
+  }
+
+  // Sends one message over the open connection to `remotePublicKey`; resolves once sent. It is
+  // delivered only if the remote joined `topic` (joinMessages); the sender cannot tell.
+  async sendMessage (remotePublicKey, topic, data) {
+    remotePublicKey = key32(remotePublicKey, 'public key')
+    if (typeof topic !== 'string') throw new TypeError(`message topic must be a string, got ${describe(topic)}`)
+    if (!isBytes(data)) throw new TypeError(`message must be a Buffer, got ${describe(data)}`)
+    const socket = this._sockets.get(remotePublicKey.toString('hex'))
+    if (!socket || socket.destroyed) {
+      const err = new Error('not connected to that peer')
+      err.code = 'closed'
+      throw err
+    }
+    try {
+      await socket._native.sendMessage(topic, toBuffer(data))
+    } catch (err) {
+      throw toError(err)
+    }
+  }
+
+  // The open socket to `remotePublicKey`, or null.
+  connectionOf (remotePublicKey) {
+    const s = this._sockets.get(key32(remotePublicKey, 'public key').toString('hex'))
+    return s && !s.destroyed ? s : null
   }
 
   status (topic) {

@@ -19,20 +19,53 @@ function connError (code, message) {
 //   while the readable side is full, so backpressure reaches the remote writer.
 // - end() half-closes; destroy() resets the stream and closes the connection.
 // - No 'error' listener is attached: as with Hyperswarm, add one.
+// The same class carries a connection's named and shared streams (p2plex): then `native` is
+// null and `opts.opening` a promise of the native stream; Node's construct hook holds writes and
+// reads until it resolves (a rejection destroys the stream with that error). Destroying such a
+// stream resets only that stream, never the connection.
 class SwarmSocket extends Duplex {
-  constructor (native, publicKey) {
-    super({ allowHalfOpen: true })
-    this._native = native
+  constructor (native, publicKey, opts = {}) {
+    const opening = native ? null : opts.opening
+    super({ allowHalfOpen: true, construct: opening ? function (cb) { this._open(opening, cb) } : undefined })
+    this._native = null
     this._ended = false // remote ended cleanly
     this._finished = false // we ended cleanly
     this._writeCb = null
     this._finalCb = null
-    this.remotePublicKey = native.remotePublicKey
     this.publicKey = publicKey
+    this.name = opts.name || ''
+    if (native) {
+      this.opened = Promise.resolve(true)
+      this._attach(native)
+    } else {
+      this.remotePublicKey = opts.remotePublicKey || null
+      this.handshakeHash = null
+      this.isInitiator = false
+      this.opened = opening.then(() => true, () => false)
+    }
+  }
+
+  _attach (native) {
+    this._native = native
+    this.remotePublicKey = native.remotePublicKey
     this.handshakeHash = native.handshakeHash
     this.isInitiator = native.isInitiator
-    this.opened = Promise.resolve(true)
     call(() => native.start((ev) => this._onevent(ev)))
+  }
+
+  _open (opening, cb) {
+    opening.then((native) => {
+      if (this.destroyed) {
+        try { native.destroy() } catch {}
+        return cb()
+      }
+      try {
+        this._attach(native)
+      } catch (err) {
+        return cb(err)
+      }
+      cb()
+    }, (err) => cb(err))
   }
 
   // Hyperswarm/secret-stream compatibility no-ops (the engine runs its own keep-alives).
@@ -102,6 +135,7 @@ class SwarmSocket extends Duplex {
   }
 
   _destroy (err, cb) {
+    if (this._native === null) return cb(err) // never opened
     try {
       if (this._ended && this._finished) call(() => this._native.closeAfter(LINGER_MS))
       else call(() => this._native.destroy())

@@ -110,6 +110,12 @@ pub struct NativeEvent {
     pub code: Option<String>,
     pub message: Option<String>,
     pub id: Option<u32>,
+    /// `stream`: the stream's name; `message`: the message topic.
+    pub name: Option<String>,
+    /// `stream`: whether it is a shared stream.
+    pub shared: Option<bool>,
+    /// `message`: the message bytes.
+    pub data: Option<Buffer>,
 }
 
 impl NativeEvent {
@@ -127,6 +133,9 @@ impl NativeEvent {
             code: None,
             message: None,
             id: None,
+            name: None,
+            shared: None,
+            data: None,
         }
     }
 }
@@ -138,7 +147,7 @@ fn to_js_event(ev: SwarmEvent) -> Option<NativeEvent> {
         SwarmEvent::Connection(conn) => {
             let info = conn.peer_info();
             let mut e = NativeEvent::new("connection");
-            e.remote = Some(buf(&conn.remote_public_key().0));
+            e.remote = Some(buf(conn.remote_public_key().as_bytes()));
             e.topics = Some(info.topics.iter().map(|t| buf(&t.0)).collect());
             e.client = Some(info.client);
             e.explicit = Some(info.explicit);
@@ -147,7 +156,7 @@ fn to_js_event(ev: SwarmEvent) -> Option<NativeEvent> {
         }
         SwarmEvent::Disconnected { remote, reason } => {
             let mut e = NativeEvent::new("disconnected");
-            e.remote = Some(buf(&remote.0));
+            e.remote = Some(buf(remote.as_bytes()));
             e.code = Some(reason.kind().as_str().to_string());
             e.message = Some(reason.to_string());
             e
@@ -160,17 +169,30 @@ fn to_js_event(ev: SwarmEvent) -> Option<NativeEvent> {
         }
         SwarmEvent::Ban { remote } => {
             let mut e = NativeEvent::new("ban");
-            e.remote = Some(buf(&remote.0));
+            e.remote = Some(buf(remote.as_bytes()));
             e
         }
         SwarmEvent::PeerTopic { remote, topic } => {
             let mut e = NativeEvent::new("topic");
-            e.remote = Some(buf(&remote.0));
+            e.remote = Some(buf(remote.as_bytes()));
             e.topic = Some(buf(&topic.0));
             e
         }
-        // Named streams and topic messages are not part of Hyperswarm's API.
-        SwarmEvent::Stream { .. } | SwarmEvent::Message { .. } => return None,
+        // Named streams and topic messages (swarmplex extensions, used by p2plex/peersockets).
+        SwarmEvent::Stream { remote, name, shared } => {
+            let mut e = NativeEvent::new("stream");
+            e.remote = Some(buf(remote.as_bytes()));
+            e.name = Some(name);
+            e.shared = Some(shared);
+            e
+        }
+        SwarmEvent::Message { remote, topic, data } => {
+            let mut e = NativeEvent::new("message");
+            e.remote = Some(buf(remote.as_bytes()));
+            e.name = Some(topic);
+            e.data = Some(Buffer::from(data));
+            e
+        }
     })
 }
 
@@ -249,8 +271,9 @@ fn topic_of(t: &[u8]) -> Result<Topic> {
     Ok(Topic(key32(t, "topic")?))
 }
 
+/// A remote's public key: the engine checks that it is 32 bytes encoding an Ed25519 point.
 fn key_of(k: &[u8]) -> Result<PublicKey> {
-    Ok(PublicKey(key32(k, "public key")?))
+    PublicKey::from_slice(k).map_err(engine_err)
 }
 
 #[napi]
@@ -276,7 +299,7 @@ impl NativeSwarm {
                     pending.firewall.lock().unwrap().insert(id, tx);
                     let mut e = NativeEvent::new("firewall");
                     e.id = Some(id);
-                    e.remote = Some(buf(&key.0));
+                    e.remote = Some(buf(key.as_bytes()));
                     tsfn.call(e, ThreadsafeFunctionCallMode::NonBlocking);
                     // No answer (swarm gone, JS gone): reject.
                     Box::pin(async move { rx.await.unwrap_or(true) })
@@ -304,7 +327,7 @@ impl NativeSwarm {
 
     #[napi(getter)]
     pub fn public_key(&self) -> Result<Buffer> {
-        guard(|| Ok(buf(&self.swarm.public_key().0)))
+        guard(|| Ok(buf(self.swarm.public_key().as_bytes())))
     }
 
     #[napi(getter)]
@@ -365,6 +388,24 @@ impl NativeSwarm {
     #[napi]
     pub fn ban(&self, key: Buffer) -> Result<()> {
         guard(|| self.swarm.ban(key_of(&key)?).map_err(engine_err))
+    }
+
+    /// Delivers topic messages sent to `topic` (as `message` events).
+    #[napi]
+    pub fn join_messages(&self, topic: String) -> Result<()> {
+        guard(|| {
+            self.swarm.join_messages(&topic);
+            Ok(())
+        })
+    }
+
+    /// Stops delivering topic messages for `topic`.
+    #[napi]
+    pub fn leave_messages(&self, topic: String) -> Result<()> {
+        guard(|| {
+            self.swarm.leave_messages(&topic);
+            Ok(())
+        })
     }
 
     #[napi]
@@ -492,7 +533,8 @@ enum WriteOp {
     End,
 }
 
-/// One connection and its socket stream.
+/// One connection and one of its byte streams: the socket (`owns` true: destroying it closes the
+/// connection) or a named/shared stream (`owns` false: destroying it resets only that stream).
 ///
 /// Data path: `start(cb)` spawns a reader and a writer task. The reader reads one chunk per
 /// credit, and JS grants one credit per `_read()` (`pull()`), so nothing is read from the
@@ -507,6 +549,7 @@ pub struct NativeConnection {
     credits: Arc<tokio::sync::Semaphore>,
     writes: Mutex<Option<mpsc::UnboundedSender<WriteOp>>>,
     flow: Arc<WriteFlow>,
+    owns: bool,
 }
 
 /// Write accounting shared by `write()` (JS thread) and the writer task.
@@ -519,6 +562,10 @@ struct WriteFlow {
 impl NativeConnection {
     fn new(conn: Connection) -> Self {
         let stream = conn.socket();
+        Self::with_stream(conn, stream, true)
+    }
+
+    fn with_stream(conn: Connection, stream: Stream, owns: bool) -> Self {
         NativeConnection {
             conn,
             stream,
@@ -526,6 +573,7 @@ impl NativeConnection {
             credits: Arc::new(tokio::sync::Semaphore::new(1)),
             writes: Mutex::new(None),
             flow: Arc::default(),
+            owns,
         }
     }
 }
@@ -586,7 +634,7 @@ async fn writer(stream: Stream, mut ops: mpsc::UnboundedReceiver<WriteOp>, flow:
 impl NativeConnection {
     #[napi(getter)]
     pub fn remote_public_key(&self) -> Result<Buffer> {
-        guard(|| Ok(buf(&self.conn.remote_public_key().0)))
+        guard(|| Ok(buf(self.conn.remote_public_key().as_bytes())))
     }
 
     #[napi(getter)]
@@ -672,18 +720,81 @@ impl NativeConnection {
         })
     }
 
-    /// Resets the socket stream and closes the connection (the remote sees it at once).
+    /// Resets the stream; for the socket also closes the connection (the remote sees it at once).
     #[napi]
     pub fn destroy(&self) -> Result<()> {
         guard(|| {
             self.credits.close();
             self.writes.lock().unwrap().take();
             let stream = self.stream.clone();
-            let conn = self.conn.clone();
+            let conn = self.owns.then(|| self.conn.clone());
             swarmplex::runtime::shared().spawn(async move {
                 let _ = tokio::time::timeout(Duration::from_millis(200), stream.reset()).await;
-                conn.close();
+                if let Some(conn) = conn {
+                    conn.close();
+                }
             });
+            Ok(())
+        })
+    }
+
+    /// The stream's name (`""` for the socket).
+    #[napi(getter)]
+    pub fn name(&self) -> Result<String> {
+        guard(|| Ok(self.stream.name().to_string()))
+    }
+
+    /// Opens a named stream on this connection (the remote takes it with `receiveStream`).
+    #[napi(ts_return_type = "Promise<NativeConnection>")]
+    pub fn create_stream<'e>(&self, env: &'e Env, name: String) -> Result<Object<'e>> {
+        guard(|| {
+            let conn = self.conn.clone();
+            promise(env, async move {
+                let s = conn.create_stream(&name).await.map_err(engine_err)?;
+                Ok(NativeConnection::with_stream(conn, s, false))
+            })
+        })
+    }
+
+    /// Waits for the remote's `createStream(name)` (or takes one that already arrived).
+    #[napi(ts_return_type = "Promise<NativeConnection>")]
+    pub fn receive_stream<'e>(&self, env: &'e Env, name: String) -> Result<Object<'e>> {
+        guard(|| {
+            let conn = self.conn.clone();
+            promise(env, async move {
+                let s = conn.receive_stream(&name).await.map_err(engine_err)?;
+                Ok(NativeConnection::with_stream(conn, s, false))
+            })
+        })
+    }
+
+    /// The shared stream `name`: both sides ask for it and get its two ends.
+    #[napi(ts_return_type = "Promise<NativeConnection>")]
+    pub fn create_shared_stream<'e>(&self, env: &'e Env, name: String) -> Result<Object<'e>> {
+        guard(|| {
+            let conn = self.conn.clone();
+            promise(env, async move {
+                let s = conn.create_shared_stream(&name).await.map_err(engine_err)?;
+                Ok(NativeConnection::with_stream(conn, s, false))
+            })
+        })
+    }
+
+    /// Sends one topic message (delivered only if the remote joined `topic`).
+    #[napi(ts_return_type = "Promise<void>")]
+    pub fn send_message<'e>(&self, env: &'e Env, topic: String, data: Buffer) -> Result<Object<'e>> {
+        guard(|| {
+            let conn = self.conn.clone();
+            let data = data.to_vec();
+            promise(env, async move { conn.send_message(&topic, &data).await.map_err(engine_err) })
+        })
+    }
+
+    /// Closes the whole connection (every stream on it).
+    #[napi]
+    pub fn close(&self) -> Result<()> {
+        guard(|| {
+            self.conn.close();
             Ok(())
         })
     }
@@ -696,6 +807,9 @@ impl NativeConnection {
         guard(|| {
             self.credits.close();
             self.writes.lock().unwrap().take();
+            if !self.owns {
+                return Ok(()); // a stream that ended both ways: nothing to close
+            }
             let conn = self.conn.clone();
             swarmplex::runtime::shared().spawn(async move {
                 let _ = tokio::time::timeout(Duration::from_millis(ms as u64), conn.closed()).await;
@@ -755,7 +869,7 @@ impl NativeTestnet {
 pub fn key_pair_from_seed(seed: Buffer) -> Result<Vec<Buffer>> {
     guard(|| {
         let kp = KeyPair::from_seed(&seed).map_err(engine_err)?;
-        Ok(vec![buf(&kp.public_key().0), buf(&kp.secret_key())])
+        Ok(vec![buf(kp.public_key().as_bytes()), buf(&kp.secret_key())])
     })
 }
 
@@ -764,7 +878,7 @@ pub fn key_pair_from_seed(seed: Buffer) -> Result<Vec<Buffer>> {
 pub fn random_key_pair() -> Result<Vec<Buffer>> {
     guard(|| {
         let kp = KeyPair::generate();
-        Ok(vec![buf(&kp.public_key().0), buf(&kp.secret_key())])
+        Ok(vec![buf(kp.public_key().as_bytes()), buf(&kp.secret_key())])
     })
 }
 

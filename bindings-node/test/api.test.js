@@ -157,10 +157,10 @@ test('listen() resolves and the swarm is reachable by key', { timeout: 60000 }, 
   await a.listen()
 })
 
-test('index.d.ts and testnet.d.ts type-check a typical program (tsc --noEmit --strict)', { timeout: 120000 }, async () => {
+test('index.d.ts, testnet.d.ts, p2plex.d.ts and peersockets.d.ts type-check typical programs (tsc --noEmit --strict)', { timeout: 120000 }, async () => {
   const tsc = require.resolve('typescript/bin/tsc')
   const r = await withTimeout(new Promise((resolve) => {
-    const child = spawn(process.execPath, [tsc, '--noEmit', '--strict', '--module', 'node16', '--moduleResolution', 'node16', '--types', 'node', path.join(__dirname, 'types-check.ts')], { cwd: path.join(__dirname, '..') })
+    const child = spawn(process.execPath, [tsc, '--noEmit', '--strict', '--module', 'node16', '--moduleResolution', 'node16', '--types', 'node', path.join(__dirname, 'types-check.ts'), path.join(__dirname, 'types-check-plex.ts')], { cwd: path.join(__dirname, '..') })
     let out = ''
     child.stdout.on('data', (d) => { out += d })
     child.stderr.on('data', (d) => { out += d })

@@ -153,7 +153,9 @@ test('leave keeps existing connections', T, async (t) => {
   await client.flush()
   assert.strictEqual(client.connections.size, 1, 'still connected after leave')
   const [c] = [...client.connections]
-  const [s] = [...server.connections]
+  // Each side reports its end when that end is active; the follower's comes a moment after the
+  // leader's, so the server may not have its socket yet.
+  const [s] = server.connections.size ? [...server.connections] : await waitFor(server, 'connection')
   const got = waitFor(s, 'data')
   c.write('still here')
   assert.strictEqual((await got)[0].toString(), 'still here')
