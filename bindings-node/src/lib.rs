@@ -42,15 +42,7 @@ fn invalid(msg: impl std::fmt::Display) -> napi::Error {
     napi::Error::from_reason(format!("[invalid_input] {msg}"))
 }
 
-fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
-    if let Some(s) = p.downcast_ref::<&str>() {
-        s.to_string()
-    } else if let Some(s) = p.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "unknown panic".into()
-    }
-}
+use swarmplex::error::panic_message;
 
 /// Runs a synchronous export body; a panic becomes a JS error instead of unwinding into Node.
 fn guard<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {

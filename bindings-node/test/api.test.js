@@ -3,19 +3,7 @@ const test = require('node:test')
 const assert = require('node:assert')
 const path = require('path')
 const { spawn } = require('child_process')
-const { Swarm, createTestnet, setup, randomTopic, withTimeout } = require('./helpers')
-
-// Runs `node file` and resolves with { code, signal, out, err }; rejects after `ms`.
-function run (file, env = {}, ms = 30000) {
-  return withTimeout(new Promise((resolve) => {
-    const child = spawn(process.execPath, [file], { env: { ...process.env, ...env } })
-    let out = ''
-    let err = ''
-    child.stdout.on('data', (d) => { out += d })
-    child.stderr.on('data', (d) => { err += d })
-    child.on('exit', (code, signal) => resolve({ code, signal, out, err }))
-  }), ms, `${path.basename(file)} exits`)
-}
+const { Swarm, createTestnet, setup, randomTopic, withTimeout, run } = require('./helpers')
 
 // Spawns `node file`, resolves once every pattern matched its output, then kills it.
 function runUntil (file, env, patterns, ms = 30000) {

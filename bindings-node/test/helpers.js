@@ -86,4 +86,17 @@ function withTimeout (promise, ms, what) {
   ]).finally(() => clearTimeout(timer))
 }
 
-module.exports = { Swarm, createTestnet, setup, waitFor, until, collect, randomTopic, withTimeout, WAIT_MS }
+// Runs `node file` and resolves with { code, signal, out, err }; rejects after `ms`.
+function run (file, env = {}, ms = 30000) {
+  const { spawn } = require('child_process')
+  return withTimeout(new Promise((resolve) => {
+    const child = spawn(process.execPath, [file], { env: { ...process.env, ...env } })
+    let out = ''
+    let err = ''
+    child.stdout.on('data', (d) => { out += d })
+    child.stderr.on('data', (d) => { err += d })
+    child.on('exit', (code, signal) => resolve({ code, signal, out, err }))
+  }), ms, `${require('path').basename(file)} exits`)
+}
+
+module.exports = { Swarm, createTestnet, setup, waitFor, until, collect, randomTopic, withTimeout, run, WAIT_MS }

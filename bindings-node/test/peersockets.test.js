@@ -6,23 +6,11 @@ const assert = require('node:assert')
 const fs = require('fs')
 const os = require('os')
 const path = require('path')
-const { spawn } = require('child_process')
 const Peersockets = require('swarmplex/peersockets')
-const { setup, createTestnet, withTimeout, randomTopic } = require('./helpers')
+const { setup, createTestnet, withTimeout, randomTopic, run } = require('./helpers')
 
 const T = { timeout: 90000 }
 const W = 20000
-
-function run (file, env, ms = 60000) {
-  return withTimeout(new Promise((resolve) => {
-    const child = spawn(process.execPath, [file], { env: { ...process.env, ...env } })
-    let out = ''
-    let err = ''
-    child.stdout.on('data', (d) => { out += d })
-    child.stderr.on('data', (d) => { err += d })
-    child.on('exit', (code) => resolve({ code, out, err }))
-  }), ms, `${path.basename(file)} exits`)
-}
 
 // A queue of received messages with bounded waits.
 function inbox () {
@@ -47,7 +35,7 @@ function inbox () {
 test('README example prints what it says', T, async (t) => {
   const testnet = await createTestnet(3)
   t.after(() => testnet.destroy())
-  const r = await run(path.join(__dirname, 'examples', 'peersockets-readme.js'), { SWARMPLEX_BOOTSTRAP: testnet.bootstrap.join(',') })
+  const r = await run(path.join(__dirname, 'examples', 'peersockets-readme.js'), { SWARMPLEX_BOOTSTRAP: testnet.bootstrap.join(',') }, 60000)
   assert.strictEqual(r.code, 0, r.err)
   assert.match(r.out, /^I got message hello! from [0-9a-f]{64}\n$/)
 })
@@ -140,10 +128,10 @@ test('examples/node/p2plex.js and peersockets.js run against their own testnet',
   fs.symlinkSync(path.join(__dirname, '..'), path.join(dir, 'swarmplex'))
   const env = { NODE_PATH: dir }
   const examples = path.join(__dirname, '..', '..', 'examples', 'node')
-  const p = await run(path.join(examples, 'p2plex.js'), env)
+  const p = await run(path.join(examples, 'p2plex.js'), env, 60000)
   assert.strictEqual(p.code, 0, p.err)
   assert.match(p.out, /bob got back: HELLO ALICE\nconnection closed once its last stream ended\n/)
-  const s = await run(path.join(examples, 'peersockets.js'), env)
+  const s = await run(path.join(examples, 'peersockets.js'), env, 60000)
   assert.strictEqual(s.code, 0, s.err)
   assert.match(s.out, /^b got "hi b!" from [0-9a-f]{8}… \(a: [0-9a-f]{8}…\)\n$/)
   const [from, a] = /from ([0-9a-f]{8})… \(a: ([0-9a-f]{8})/.exec(s.out).slice(1)

@@ -101,7 +101,7 @@ where
             biased;
             _ = rx => {} // cancelled: the Rust future is dropped here
             r = work => {
-                let r = r.unwrap_or_else(|p| Err(swarmplex::Error::Internal(format!("panic in the binding: {}", panic_message(&p)))));
+                let r = r.unwrap_or_else(|p| Err(swarmplex::Error::Internal(format!("panic in the binding: {}", swarmplex::error::panic_message(&*p)))));
                 bridge::submit(Box::new(move |py| settle(py, lp, handle, r)));
             }
         }
@@ -127,12 +127,3 @@ fn settle(py: Python<'_>, lp: Py<PyAny>, fut: Py<PyAny>, r: Res) {
     let _ = lp.bind(py).call_method1("call_soon_threadsafe", (settle, fut, is_err, value));
 }
 
-pub fn panic_message(p: &Box<dyn std::any::Any + Send>) -> String {
-    if let Some(s) = p.downcast_ref::<&str>() {
-        s.to_string()
-    } else if let Some(s) = p.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "unknown panic".into()
-    }
-}

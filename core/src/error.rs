@@ -88,5 +88,17 @@ impl Error {
     }
 }
 
+/// The message of a caught panic (bindings catch panics at the FFI boundary and report them as
+/// [`ErrorKind::Internal`]).
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        s.to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "unknown panic".into()
+    }
+}
+
 /// Shorthand for results of this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
