@@ -61,7 +61,8 @@ pub(crate) enum Command {
     Flush { topic: Option<Topic>, reply: oneshot::Sender<()> },
     JoinPeer { key: PublicKey },
     LeavePeer { key: PublicKey },
-    ListenAddrs { wait: bool, reply: oneshot::Sender<Vec<Multiaddr>> },
+    /// The listen addresses once there are at least `min` of them (0: at once).
+    ListenAddrs { min: usize, reply: oneshot::Sender<Vec<Multiaddr>> },
     Status { topic: Topic, reply: oneshot::Sender<Option<JoinOptions>> },
     Topics { reply: oneshot::Sender<Vec<(Topic, JoinOptions)>> },
     Connections { reply: oneshot::Sender<Vec<Connection>> },
@@ -177,7 +178,7 @@ pub(crate) struct Engine {
     queries: HashMap<QueryId, QueryInfo>,
     timers: FuturesUnordered<BoxFuture<'static, Timer>>,
     flush_waiters: Waiters<Topic, oneshot::Sender<()>>,
-    listen_waiters: Vec<oneshot::Sender<Vec<Multiaddr>>>,
+    listen_waiters: Vec<(usize, oneshot::Sender<Vec<Multiaddr>>)>,
     conn_waiters: HashMap<PeerId, Vec<oneshot::Sender<Connection>>>,
     listen_addrs: Vec<Multiaddr>,
     suspended: bool,
@@ -349,9 +350,9 @@ impl Engine {
                     self.check_flush();
                 }
             }
-            Command::ListenAddrs { wait, reply } => {
-                if wait && self.listen_addrs.is_empty() {
-                    self.listen_waiters.push(reply);
+            Command::ListenAddrs { min, reply } => {
+                if self.listen_addrs.len() < min {
+                    self.listen_waiters.push((min, reply));
                 } else {
                     let _ = reply.send(self.listen_addrs.clone());
                 }
@@ -558,8 +559,10 @@ impl Engine {
         if !hidden && !p.topics.contains(&topic) {
             p.topics.push(topic);
             if let Some(s) = &p.session {
-                s.connection.inner.info.lock().unwrap().topics.push(topic);
-                s.connection.inner.info.lock().unwrap().client = true;
+                let mut info = s.connection.inner.info.lock().unwrap();
+                info.topics.push(topic);
+                info.client = true;
+                drop(info);
                 let _ = self.events.send(SwarmEvent::PeerTopic { remote: key, topic });
             }
         }
@@ -1029,7 +1032,10 @@ impl Engine {
                 self.swarm.add_external_address(address.clone());
                 let first = self.listen_addrs.is_empty();
                 self.listen_addrs.push(address);
-                for w in self.listen_waiters.drain(..) {
+                let have = self.listen_addrs.len();
+                let (ready, waiting): (Vec<_>, Vec<_>) = self.listen_waiters.drain(..).partition(|(min, _)| have >= *min);
+                self.listen_waiters = waiting;
+                for (_, w) in ready {
                     let _ = w.send(self.listen_addrs.clone());
                 }
                 if first {

@@ -179,7 +179,7 @@ impl Swarm {
         self.inner.cmd.send(cmd).map_err(|_| Error::closed())
     }
 
-    async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> Result<T> {
+    pub(crate) async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> Result<T> {
         let (tx, rx) = oneshot::channel();
         self.send(make(tx))?;
         rx.await.map_err(|_| Error::closed())
@@ -245,7 +245,7 @@ impl Swarm {
 
     /// The listen addresses, waiting for the first one.
     pub async fn listen_addrs(&self) -> Result<Vec<Multiaddr>> {
-        self.ask(|reply| Command::ListenAddrs { wait: true, reply }).await
+        self.ask(|reply| Command::ListenAddrs { min: 1, reply }).await
     }
 
     /// How `topic` is joined, if it is.

@@ -9,6 +9,7 @@
 
 use crate::error::{Error, Result};
 use crate::options::{SwarmOptions, loopback_listen};
+use crate::engine::Command;
 use crate::swarm::{Swarm, with_p2p};
 
 /// A set of DHT server nodes on loopback. Dropping it stops them.
@@ -68,15 +69,13 @@ impl Testnet {
 }
 
 impl Swarm {
-    /// Waits until every configured listener reported its address (testnets print them all).
+    /// Waits (up to 5 s) until both configured listeners, QUIC and TCP, reported an address:
+    /// testnets print them all.
     pub(crate) async fn listen_addrs_all(&self) -> Result<Vec<libp2p::Multiaddr>> {
-        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
-        loop {
-            let addrs = self.listen_addrs().await?;
-            if addrs.len() >= 2 || tokio::time::Instant::now() > deadline {
-                return Ok(addrs);
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        let both = self.ask(|reply| Command::ListenAddrs { min: 2, reply });
+        match tokio::time::timeout(std::time::Duration::from_secs(5), both).await {
+            Ok(addrs) => addrs,
+            Err(_) => self.listen_addrs().await,
         }
     }
 }
