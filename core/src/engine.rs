@@ -15,14 +15,18 @@ use futures::{FutureExt, StreamExt};
 use libp2p::kad::{self, GetProvidersOk, QueryId, QueryResult};
 use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
+use futures::AsyncWriteExt;
+use libp2p::core::transport::ListenerId;
+use libp2p::multiaddr::Protocol;
 use libp2p::swarm::{ConnectionId, DialError, NetworkBehaviour, SwarmEvent as P2pEvent};
-use libp2p::{Multiaddr, PeerId, StreamProtocol, connection_limits, identify, mdns};
+use libp2p::{Multiaddr, PeerId, StreamProtocol, connection_limits, dcutr, identify, mdns, relay};
 use rand::Rng;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::backoff::{Backoff, jitter};
 use crate::dedup::{self, Existing, Role, Verdict};
 use crate::error::{Error, Result};
+use crate::exchange::{self, Candidate, Request};
 use crate::flush::{Round, Waiters};
 use crate::handshake::{self, Ctx};
 use crate::keys::PublicKey;
@@ -41,6 +45,18 @@ const RELOOKUPS: [Duration; 4] =
     [Duration::from_secs(1), Duration::from_secs(3), Duration::from_secs(10), Duration::from_secs(30)];
 /// How long `destroy` waits for sessions to say goodbye.
 const DESTROY_GRACE: Duration = Duration::from_millis(500);
+/// How long a session to be started on a relayed connection waits for hole punching (DCUtR) to
+/// give a direct connection first, so the app sees one connection, not a relayed one replaced.
+const HOLE_PUNCH_WAIT: Duration = Duration::from_secs(3);
+/// The head start a direct dial to an introduced peer gets before we also dial through the relay.
+const DIRECT_HEAD_START: Duration = Duration::from_secs(1);
+/// How long `connect` waits for the relay reservation on the new peer to settle.
+const RELAY_SETTLE_WAIT: Duration = Duration::from_secs(5);
+/// Peer-exchange requests one peer may make per minute.
+const EXCHANGE_PER_MINUTE: u32 = 60;
+
+/// Where the answer to a `connect` or `get_new_peer` goes.
+pub(crate) type ConnectReply = oneshot::Sender<Result<Connection>>;
 
 /// The composed libp2p behaviour.
 #[derive(NetworkBehaviour)]
@@ -50,6 +66,9 @@ pub(crate) struct Behaviour {
     pub identify: identify::Behaviour,
     pub mdns: Toggle<mdns::tokio::Behaviour>,
     pub limits: connection_limits::Behaviour,
+    pub relay: Toggle<relay::Behaviour>,
+    pub relay_client: relay::client::Behaviour,
+    pub dcutr: dcutr::Behaviour,
     pub substreams: Substreams,
 }
 
@@ -71,6 +90,12 @@ pub(crate) enum Command {
     OpenStream { peer: PeerId, conn: ConnectionId, reply: OpenReply },
     CloseSession { conn: ConnectionId },
     Ban { key: PublicKey },
+    /// Dial an address and start a session with whoever answers.
+    Connect { addr: Multiaddr, reply: ConnectReply },
+    /// Listen on one more address; replies with the bound address.
+    ListenOn { addr: Multiaddr, reply: oneshot::Sender<Result<Multiaddr>> },
+    /// Ask `via` (or a random connected peer) for another peer and connect to it.
+    GetNewPeer { via: Option<PublicKey>, reply: ConnectReply },
     Suspend,
     Resume,
     Destroy { reply: Option<oneshot::Sender<()>> },
@@ -91,6 +116,8 @@ pub(crate) enum Internal {
     HandshakeFailed { peer: PeerId, conn: ConnectionId, session_id: Option<[u8; 16]>, error: Error },
     SocketOpened { peer: PeerId, conn: ConnectionId, result: Result<libp2p::Stream> },
     SessionEnded { conn: ConnectionId, session_id: [u8; 16], reason: Error },
+    /// A peer we asked for a new peer answered (or failed to).
+    ExchangeAnswer { via: PeerId, result: Result<exchange::Answer>, reply: ConnectReply },
 }
 
 enum Timer {
@@ -100,6 +127,12 @@ enum Timer {
     Settled(Topic, u64),
     LookupGrace(QueryId),
     DestroyDeadline,
+    /// Start the session on this relayed connection if no direct one came meanwhile.
+    HolePunch(PeerId, ConnectionId),
+    /// Answer `connect` callers even if the relay reservation on the peer never settled.
+    RelaySettle(PeerId),
+    /// The direct dial to an introduced peer had its head start: dial through the relay too.
+    RelayFallback(PeerId),
 }
 
 struct Pending {
@@ -131,6 +164,9 @@ struct ConnInfo {
     peer: PeerId,
     dialer: bool,
     handshaking: bool,
+    /// The remote address (a `/p2p-circuit` address for relayed connections).
+    addr: Multiaddr,
+    relayed: bool,
 }
 
 struct TopicState {
@@ -172,6 +208,8 @@ pub(crate) struct Engine {
     pub connecting: Arc<std::sync::atomic::AtomicUsize>,
     /// No bootstrap list: serve the DHT to peers found by mDNS (LAN-only mode).
     pub lan_dht: bool,
+    /// Reserve a relay slot on connected peers that offer one.
+    pub reserve_relays: bool,
     peers: HashMap<PeerId, Peer>,
     conns: HashMap<ConnectionId, ConnInfo>,
     topics: HashMap<Topic, TopicState>,
@@ -184,6 +222,22 @@ pub(crate) struct Engine {
     suspended: bool,
     destroying: Option<Destroying>,
     last_update: (usize, usize),
+    /// `connect` dials by address: the peer is known only once connected.
+    addr_dials: HashMap<ConnectionId, ConnectReply>,
+    /// `connect` / `get_new_peer` callers waiting for a session with a peer.
+    dial_waiters: HashMap<PeerId, Vec<ConnectReply>>,
+    /// ... and, once it is up, for our relay reservation on that peer to settle.
+    settle_waiters: HashMap<PeerId, Vec<(ConnectReply, Connection)>>,
+    listen_replies: HashMap<ListenerId, oneshot::Sender<Result<Multiaddr>>>,
+    /// Our relay reservations (listener → relay) and which relays are settled.
+    reservations: HashMap<ListenerId, PeerId>,
+    relays_settled: HashSet<PeerId>,
+    /// Peers holding a relay reservation with us.
+    reserved_here: HashSet<PeerId>,
+    /// Introduced peers being dialed directly first: the relay address to fall back on.
+    relay_fallback: HashMap<PeerId, Multiaddr>,
+    /// Peer-exchange requests served per peer in the current minute.
+    exchange_served: HashMap<PeerId, (Instant, u32)>,
 }
 
 struct Destroying {
@@ -219,6 +273,16 @@ impl Engine {
             message_topics,
             connecting,
             lan_dht: false,
+            reserve_relays: false,
+            addr_dials: HashMap::new(),
+            dial_waiters: HashMap::new(),
+            settle_waiters: HashMap::new(),
+            listen_replies: HashMap::new(),
+            reservations: HashMap::new(),
+            relays_settled: HashSet::new(),
+            reserved_here: HashSet::new(),
+            exchange_served: HashMap::new(),
+            relay_fallback: HashMap::new(),
             peers: HashMap::new(),
             conns: HashMap::new(),
             topics: HashMap::new(),
@@ -381,7 +445,7 @@ impl Engine {
                 if self.conns.contains_key(&conn) {
                     self.swarm.behaviour_mut().substreams.open(peer, conn, reply);
                 } else {
-                    let _ = reply.send(Err("connection closed".into()));
+                    let _ = reply.send(Err(substreams::OpenError::Failed("connection closed".into())));
                 }
             }
             Command::CloseSession { conn } => {
@@ -390,6 +454,27 @@ impl Engine {
                 }
             }
             Command::Ban { key } => self.ban(key.to_peer_id()),
+            Command::Connect { addr, reply } => {
+                let opts = DialOpts::unknown_peer_id().address(addr).build();
+                let id = opts.connection_id();
+                match self.swarm.dial(opts) {
+                    Ok(()) => {
+                        self.addr_dials.insert(id, reply);
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(Error::Connect(e.to_string())));
+                    }
+                }
+            }
+            Command::ListenOn { addr, reply } => match self.swarm.listen_on(addr.clone()) {
+                Ok(id) => {
+                    self.listen_replies.insert(id, reply);
+                }
+                Err(e) => {
+                    let _ = reply.send(Err(Error::InvalidInput(format!("listen on {addr}: {e}"))));
+                }
+            },
+            Command::GetNewPeer { via, reply } => self.ask_for_peer(via, reply),
             Command::Suspend => self.suspend(),
             Command::Resume => self.resume(),
             Command::Destroy { reply } => self.begin_destroy(reply),
@@ -579,7 +664,12 @@ impl Engine {
 
     fn dial(&mut self, pid: PeerId) {
         let at_cap = self.max_peers.is_some_and(|m| self.count_sessions() + self.count_connecting() >= m);
-        let existing = self.conns.iter().find(|(_, c)| c.peer == pid).map(|(id, _)| *id);
+        let existing = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.peer == pid)
+            .min_by_key(|(_, c)| c.relayed)
+            .map(|(id, _)| *id);
         let Some(p) = self.peers.get_mut(&pid) else { return };
         if p.banned || p.session.is_some() || p.dialing || self.suspended || at_cap {
             return;
@@ -619,6 +709,9 @@ impl Engine {
     fn failed(&mut self, pid: PeerId, error: Error) {
         for ts in self.topics.values_mut() {
             ts.round.settled(&pid);
+        }
+        for w in self.dial_waiters.remove(&pid).unwrap_or_default() {
+            let _ = w.send(Err(error.clone()));
         }
         let Some(p) = self.peers.get(&pid) else { return };
         let wanted = self.wanted(p);
@@ -699,6 +792,7 @@ impl Engine {
             }
         }
         let is_initiator = self.conns.get(&conn).is_some_and(|c| c.dialer);
+        let remote_addr = self.conns.get(&conn).map(|c| c.addr.clone()).unwrap_or_else(Multiaddr::empty);
         let wanted = self.peers.get(&pid).is_some_and(|p| self.wanted(p));
         let Some(p) = self.peers.get_mut(&pid) else { return };
         let (leader, follower) = match role {
@@ -714,6 +808,7 @@ impl Engine {
                 role,
                 handshake_hash: pending.handshake.hash(&leader, &follower),
                 is_initiator,
+                remote_addr,
                 socket: Stream::new(socket, String::new(), p.key, closed_tx.subscribe()),
                 info: Mutex::new(PeerInfo {
                     public_key: p.key,
@@ -744,9 +839,204 @@ impl Engine {
         for w in self.conn_waiters.remove(&pid).unwrap_or_default() {
             let _ = w.send(connection.clone());
         }
+        for w in self.dial_waiters.remove(&pid).unwrap_or_default() {
+            self.reply_when_settled(pid, w, connection.clone());
+        }
         self.emit(SwarmEvent::Connection(connection));
         self.update();
         self.check_flush();
+    }
+
+    // ---- relays and peer exchange ------------------------------------------------------------
+
+    /// Answers a `connect` caller once our relay reservation on `pid` settled (so peers that
+    /// ask `pid` for a new peer right after can be offered us), or at once if we reserve none.
+    fn reply_when_settled(&mut self, pid: PeerId, reply: ConnectReply, connection: Connection) {
+        if !self.reserve_relays || self.relays_settled.contains(&pid) {
+            let _ = reply.send(Ok(connection));
+            return;
+        }
+        let list = self.settle_waiters.entry(pid).or_default();
+        if list.is_empty() {
+            self.schedule(RELAY_SETTLE_WAIT, Timer::RelaySettle(pid));
+        }
+        self.settle_waiters.get_mut(&pid).unwrap().push((reply, connection));
+    }
+
+    fn relay_settled(&mut self, pid: PeerId) {
+        self.relays_settled.insert(pid);
+        for (w, c) in self.settle_waiters.remove(&pid).unwrap_or_default() {
+            let _ = w.send(Ok(c));
+        }
+    }
+
+    /// Reserves a slot on `pid`'s relay, over a direct connection we have to it.
+    fn reserve_on(&mut self, pid: PeerId) {
+        if self.reservations.values().any(|r| *r == pid) {
+            return;
+        }
+        let Some(addr) = self.conns.values().find(|c| c.peer == pid && !c.relayed).map(|c| c.addr.clone()) else {
+            return;
+        };
+        let mut circuit = strip_p2p(addr);
+        circuit.push(Protocol::P2p(pid));
+        circuit.push(Protocol::P2pCircuit);
+        match self.swarm.listen_on(circuit.clone()) {
+            Ok(id) => {
+                tracing::debug!(%circuit, "reserving a relay slot");
+                self.relays_settled.remove(&pid);
+                self.reservations.insert(id, pid);
+            }
+            Err(e) => {
+                tracing::debug!(%circuit, "cannot reserve: {e}");
+                self.relay_settled(pid);
+            }
+        }
+    }
+
+    /// `get_new_peer`: asks `via` (or a random connected peer) for another peer.
+    fn ask_for_peer(&mut self, via: Option<PublicKey>, reply: ConnectReply) {
+        let sessions: Vec<(PeerId, ConnectionId, PublicKey)> = self
+            .peers
+            .iter()
+            .filter_map(|(id, p)| p.session.as_ref().map(|s| (*id, s.conn, p.key)))
+            .collect();
+        let chosen = match via {
+            Some(k) => sessions.iter().find(|(_, _, key)| *key == k).copied(),
+            None if sessions.is_empty() => None,
+            None => Some(sessions[rand::thread_rng().gen_range(0..sessions.len())]),
+        };
+        let Some((via, conn, via_key)) = chosen else {
+            let why = match via {
+                Some(k) => format!("not connected to {}", short(&k)),
+                None => "not connected to any peers".into(),
+            };
+            let _ = reply.send(Err(Error::Connect(why)));
+            return;
+        };
+        let mut exclude = vec![self.local];
+        exclude.extend(sessions.iter().map(|(_, _, k)| *k).filter(|k| *k != via_key));
+        let request = Request { exclude }.encode();
+        let cmd = self.ctx.cmd.clone();
+        let report = self.ctx.report.clone();
+        tokio::spawn(async move {
+            let ask = async {
+                let mut raw = session::open_raw(&cmd, via, conn, Header::new(Kind::Exchange, "")).await?;
+                let io = |e: std::io::Error| Error::Reset(format!("peer exchange: {e}"));
+                raw.write_all(&request).await.map_err(io)?;
+                raw.flush().await.map_err(io)?;
+                exchange::read_answer(&mut raw).await.map_err(io)
+            };
+            let result = match tokio::time::timeout(session::STEP_TIMEOUT, ask).await {
+                Ok(r) => r,
+                Err(_) => Err(Error::Timeout("waiting for a peer-exchange answer".into())),
+            };
+            let _ = report.send(Internal::ExchangeAnswer { via, result, reply });
+        });
+    }
+
+    /// The asked peer offered `answer`: connect to it, through `via`'s relay if it holds a
+    /// reservation there, and directly at the addresses `via` knows.
+    fn on_exchange_answer(&mut self, via: PeerId, result: Result<exchange::Answer>, reply: ConnectReply) {
+        let offer = match result {
+            Err(e) => return drop(reply.send(Err(e))),
+            Ok(None) => {
+                let why = format!("{} has no other peer to offer", PublicKey::from_peer_id(&via).map(|k| short(&k)).unwrap_or_default());
+                return drop(reply.send(Err(Error::Connect(why))));
+            }
+            Ok(Some(o)) if o.key == self.local => {
+                return drop(reply.send(Err(Error::Connect("offered ourselves".into()))));
+            }
+            Ok(Some(o)) => o,
+        };
+        let pid = self.peer_entry(offer.key);
+        if let Some(s) = &self.peers[&pid].session {
+            let _ = reply.send(Ok(s.connection.clone()));
+            return;
+        }
+        // Direct first (the addresses `via` saw), with the relay as fallback after a head start
+        // or as soon as the direct dial fails; relay at once when there is nothing direct.
+        let direct: Vec<Multiaddr> = offer.addrs.into_iter().filter(|a| !is_relayed(a)).collect();
+        let via_addr = self.conns.values().find(|c| c.peer == via && !c.relayed).map(|c| c.addr.clone());
+        let circuit = via_addr.filter(|_| offer.relayed).map(|base| {
+            let mut circuit = strip_p2p(base);
+            circuit.push(Protocol::P2p(via));
+            circuit.push(Protocol::P2pCircuit);
+            circuit.push(Protocol::P2p(pid));
+            circuit
+        });
+        for a in direct.iter().rev() {
+            self.swarm.behaviour_mut().substreams.add_address(pid, a.clone());
+        }
+        match circuit {
+            Some(c) if direct.is_empty() => self.swarm.behaviour_mut().substreams.add_address(pid, c),
+            Some(c) => {
+                self.relay_fallback.insert(pid, c);
+                self.schedule(DIRECT_HEAD_START, Timer::RelayFallback(pid));
+            }
+            None => {}
+        }
+        self.dial_waiters.entry(pid).or_default().push(reply);
+        self.dial(pid);
+        let stuck = self.peers.get(&pid).is_some_and(|p| !p.dialing && p.session.is_none());
+        if stuck {
+            let why = if self.peers[&pid].banned { Error::Firewalled("peer is banned".into()) } else { Error::Connect("at max_peers or suspended".into()) };
+            for w in self.dial_waiters.remove(&pid).unwrap_or_default() {
+                let _ = w.send(Err(why.clone()));
+            }
+            self.gc(pid);
+        }
+    }
+
+    /// Dials an introduced peer through the relay that introduced it (once).
+    fn dial_relay(&mut self, pid: PeerId) {
+        let Some(addr) = self.relay_fallback.remove(&pid) else { return };
+        if !self.peers.get(&pid).is_some_and(|p| p.dialing && p.session.is_none()) {
+            return;
+        }
+        tracing::debug!(%addr, "dialing through the relay");
+        let opts = DialOpts::peer_id(pid).addresses(vec![addr]).condition(PeerCondition::Always).build();
+        if let Err(e) = self.swarm.dial(opts) {
+            self.failed(pid, Error::Connect(e.to_string()));
+        }
+    }
+
+    /// Serves a peer-exchange request from `pid` (rate-limited per peer).
+    fn serve_exchange(&mut self, pid: PeerId, key: PublicKey, mut stream: libp2p::Stream) {
+        let now = Instant::now();
+        let served = self.exchange_served.entry(pid).or_insert((now, 0));
+        if now.duration_since(served.0) >= Duration::from_secs(60) {
+            *served = (now, 0);
+        }
+        if served.1 >= EXCHANGE_PER_MINUTE {
+            tracing::debug!(remote = %short(&key), "peer-exchange request refused: rate limit");
+            return; // dropping the stream resets it: the asker gets an error
+        }
+        served.1 += 1;
+        let candidates: Vec<Candidate> = self
+            .peers
+            .iter()
+            .filter(|(id, p)| **id != pid && p.session.is_some())
+            .map(|(id, p)| Candidate {
+                key: p.key,
+                reserved: self.reserved_here.contains(id),
+                addrs: self.swarm.behaviour().substreams.addresses(id).into_iter().filter(|a| !is_relayed(a)).collect(),
+            })
+            .collect();
+        let unit: f64 = rand::thread_rng().r#gen();
+        tokio::spawn(async move {
+            let serve = async {
+                let req = Request::read(&mut stream).await?;
+                let mut exclude: HashSet<PublicKey> = req.exclude.into_iter().collect();
+                exclude.insert(key);
+                let answer = exchange::choose(&candidates, &exclude, unit);
+                stream.write_all(&exchange::encode_answer(&answer)).await?;
+                stream.close().await
+            };
+            if let Err(e) = tokio::time::timeout(session::STEP_TIMEOUT, serve).await.unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into())) {
+                tracing::debug!("peer-exchange request: {e}");
+            }
+        });
     }
 
     fn end_session(&mut self, pid: PeerId, reason: Error, close_transport: bool) {
@@ -924,6 +1214,7 @@ impl Engine {
                     }
                 }
             }
+            Internal::ExchangeAnswer { via, result, reply } => self.on_exchange_answer(via, result, reply),
         }
     }
 
@@ -964,6 +1255,11 @@ impl Engine {
                         name: header.name,
                         shared: header.kind == Kind::Shared,
                     });
+                }
+            }
+            Kind::Exchange => {
+                if self.peers[&pid].session.as_ref().is_some_and(|s| s.conn == conn) {
+                    self.serve_exchange(pid, key, stream);
                 }
             }
             Kind::Message => {
@@ -1020,6 +1316,25 @@ impl Engine {
                     d.done = true;
                 }
             }
+            Timer::HolePunch(pid, conn) => {
+                let busy = self.conns.values().any(|c| c.peer == pid && c.handshaking);
+                let waiting = self.peers.get(&pid).is_some_and(|p| p.dialing && p.session.is_none());
+                if waiting && !busy && self.conns.contains_key(&conn) {
+                    tracing::debug!(?conn, "no direct connection came: starting the session relayed");
+                    self.initiate(pid, conn);
+                }
+            }
+            Timer::RelayFallback(pid) => {
+                if !self.conns.values().any(|c| c.peer == pid) {
+                    self.dial_relay(pid);
+                }
+                self.relay_fallback.remove(&pid);
+            }
+            Timer::RelaySettle(pid) => {
+                for (w, c) in self.settle_waiters.remove(&pid).unwrap_or_default() {
+                    let _ = w.send(Ok(c));
+                }
+            }
         }
     }
 
@@ -1027,8 +1342,11 @@ impl Engine {
 
     fn on_swarm_event(&mut self, event: P2pEvent<BehaviourEvent>) {
         match event {
-            P2pEvent::NewListenAddr { address, .. } => {
+            P2pEvent::NewListenAddr { address, listener_id } => {
                 tracing::debug!(%address, "listening");
+                if let Some(r) = self.listen_replies.remove(&listener_id) {
+                    let _ = r.send(Ok(address.clone()));
+                }
                 self.swarm.add_external_address(address.clone());
                 let first = self.listen_addrs.is_empty();
                 self.listen_addrs.push(address);
@@ -1051,10 +1369,64 @@ impl Engine {
                     }
                 }
             }
+            P2pEvent::ListenerClosed { listener_id, reason, .. } => {
+                if let Some(r) = self.listen_replies.remove(&listener_id) {
+                    let why = reason.err().map(|e| e.to_string()).unwrap_or_else(|| "listener closed".into());
+                    let _ = r.send(Err(Error::InvalidInput(why)));
+                }
+                if let Some(relay) = self.reservations.remove(&listener_id) {
+                    tracing::debug!(%relay, "relay reservation ended");
+                    self.relays_settled.remove(&relay);
+                    if let Some(waiting) = self.settle_waiters.remove(&relay) {
+                        for (w, c) in waiting {
+                            let _ = w.send(Ok(c));
+                        }
+                    }
+                }
+            }
+            P2pEvent::ListenerError { listener_id, error } => {
+                if let Some(r) = self.listen_replies.remove(&listener_id) {
+                    let _ = r.send(Err(Error::InvalidInput(error.to_string())));
+                }
+            }
             P2pEvent::ConnectionEstablished { peer_id, connection_id, endpoint, .. } => {
-                self.conns.insert(connection_id, ConnInfo { peer: peer_id, dialer: endpoint.is_dialer(), handshaking: false });
+                let relayed = endpoint.is_relayed();
+                let addr = match &endpoint {
+                    // An inbound circuit: `<relay addr>/p2p/<relay>/p2p-circuit/p2p/<remote>`.
+                    libp2p::core::ConnectedPoint::Listener { local_addr, .. } if relayed => {
+                        let mut a = strip_p2p(local_addr.clone());
+                        a.push(Protocol::P2p(peer_id));
+                        a
+                    }
+                    _ => endpoint.get_remote_address().clone(),
+                };
+                self.conns.insert(connection_id, ConnInfo { peer: peer_id, dialer: endpoint.is_dialer(), handshaking: false, addr, relayed });
+                if let Some(reply) = self.addr_dials.remove(&connection_id) {
+                    // A dial by address: only now do we know whom we reached.
+                    match self.peer_entry_by_pid(peer_id) {
+                        Some(_) => match &self.peers[&peer_id].session {
+                            Some(s) => {
+                                let c = s.connection.clone();
+                                self.reply_when_settled(peer_id, reply, c);
+                            }
+                            None => {
+                                self.dial_waiters.entry(peer_id).or_default().push(reply);
+                                self.peers.get_mut(&peer_id).unwrap().dialing = true;
+                                self.update();
+                            }
+                        },
+                        None => {
+                            let _ = reply.send(Err(Error::Connect("the peer's key is not an Ed25519 key".into())));
+                        }
+                    }
+                }
                 if self.peers.get(&peer_id).is_some_and(|p| p.dialing && p.session.is_none()) {
-                    self.initiate(peer_id, connection_id);
+                    if relayed {
+                        // Give hole punching a moment to bring a direct connection first.
+                        self.schedule(HOLE_PUNCH_WAIT, Timer::HolePunch(peer_id, connection_id));
+                    } else {
+                        self.initiate(peer_id, connection_id);
+                    }
                 }
             }
             P2pEvent::ConnectionClosed { peer_id, connection_id, cause, .. } => {
@@ -1074,6 +1446,13 @@ impl Engine {
                     self.failed(peer_id, Error::Connect("connection closed before the session started".into()));
                 }
             }
+            P2pEvent::OutgoingConnectionError { connection_id, error, .. } if self.addr_dials.contains_key(&connection_id) => {
+                let reply = self.addr_dials.remove(&connection_id).unwrap();
+                let _ = reply.send(Err(Error::Connect(error.to_string())));
+            }
+            P2pEvent::OutgoingConnectionError { peer_id: Some(pid), .. } if self.relay_fallback.contains_key(&pid) => {
+                self.dial_relay(pid);
+            }
             P2pEvent::OutgoingConnectionError { peer_id: Some(pid), error, .. } => {
                 let p = self.peers.get(&pid);
                 if p.is_some_and(|p| p.dialing && p.session.is_none()) && !self.conns.values().any(|c| c.peer == pid) {
@@ -1083,6 +1462,13 @@ impl Engine {
             P2pEvent::Behaviour(BehaviourEvent::Kad(e)) => self.on_kad(e),
             P2pEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. })) => {
                 let is_dht_server = info.protocols.contains(&self.kad_protocol);
+                if self.reserve_relays {
+                    if info.protocols.contains(&relay::HOP_PROTOCOL_NAME) {
+                        self.reserve_on(peer_id);
+                    } else {
+                        self.relay_settled(peer_id);
+                    }
+                }
                 for addr in info.listen_addrs {
                     self.swarm.behaviour_mut().substreams.add_address(peer_id, addr.clone());
                     if is_dht_server {
@@ -1109,6 +1495,25 @@ impl Engine {
                     }
                 }
             }
+            P2pEvent::Behaviour(BehaviourEvent::RelayClient(relay::client::Event::ReservationReqAccepted { relay_peer_id, renewal, .. })) => {
+                tracing::debug!(relay = %relay_peer_id, renewal, "relay reservation accepted");
+                self.relay_settled(relay_peer_id);
+            }
+            P2pEvent::Behaviour(BehaviourEvent::Relay(e)) => match e {
+                relay::Event::ReservationReqAccepted { src_peer_id, .. } => {
+                    self.reserved_here.insert(src_peer_id);
+                }
+                relay::Event::ReservationClosed { src_peer_id } | relay::Event::ReservationTimedOut { src_peer_id } => {
+                    self.reserved_here.remove(&src_peer_id);
+                }
+                relay::Event::CircuitReqDenied { src_peer_id, dst_peer_id, status } => {
+                    tracing::debug!(%src_peer_id, %dst_peer_id, ?status, "relay circuit denied");
+                }
+                _ => {}
+            },
+            P2pEvent::Behaviour(BehaviourEvent::Dcutr(e)) => {
+                tracing::debug!(remote = %e.remote_peer_id, result = ?e.result, "hole punch");
+            }
             P2pEvent::Behaviour(BehaviourEvent::Substreams(substreams::Event::Inbound { peer, connection, mut stream })) => {
                 let report = self.ctx.report.clone();
                 tokio::spawn(async move {
@@ -1120,6 +1525,18 @@ impl Engine {
             _ => {}
         }
     }
+}
+
+fn is_relayed(addr: &Multiaddr) -> bool {
+    addr.iter().any(|p| p == Protocol::P2pCircuit)
+}
+
+/// `addr` without a trailing `/p2p/<peer>`.
+fn strip_p2p(mut addr: Multiaddr) -> Multiaddr {
+    if matches!(addr.iter().last(), Some(Protocol::P2p(_))) {
+        addr.pop();
+    }
+    addr
 }
 
 fn short(k: &PublicKey) -> String {

@@ -26,8 +26,8 @@
 //!
 //! # Layout
 //! - [`keys`], [`topic`]: identities and topic keys (pure).
-//! - [`dedup`], [`backoff`], [`flush`], [`wire`]: the connection rules and wire formats as plain state
-//!   machines and codecs, unit-tested without sockets.
+//! - [`dedup`], [`backoff`], [`flush`], [`wire`], [`exchange`]: the connection rules, wire formats
+//!   and peer-exchange choice as plain state machines and codecs, unit-tested without sockets.
 //! - `substreams`: our libp2p behaviour that opens streams on a chosen connection.
 //! - `engine`: the event loop that owns the libp2p swarm; `handshake` and `session`: the tasks
 //!   that set up and run each session; [`stream`]: the framed byte streams.
@@ -44,6 +44,7 @@ pub mod backoff;
 pub mod dedup;
 mod engine;
 pub mod error;
+pub mod exchange;
 pub mod flush;
 mod handshake;
 pub mod keys;
@@ -59,7 +60,7 @@ pub mod wire;
 
 pub use error::{Error, ErrorKind, Result};
 pub use keys::{KeyPair, PublicKey};
-pub use options::{Firewall, JoinOptions, SwarmOptions, firewall_fn};
+pub use options::{Firewall, JoinOptions, RelayLimits, SwarmOptions, firewall_fn};
 pub use session::{Connection, PeerInfo};
 pub use stream::Stream;
 pub use swarm::{Discovery, Swarm, SwarmEvent};

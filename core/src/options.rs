@@ -2,8 +2,12 @@
 
 use std::sync::Arc;
 
+use std::num::NonZeroU32;
+use std::time::Duration;
+
 use futures::future::BoxFuture;
-use libp2p::Multiaddr;
+use libp2p::{Multiaddr, relay};
+use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
 use crate::keys::{KeyPair, PublicKey};
@@ -59,6 +63,75 @@ pub struct SwarmOptions {
     pub listen: Option<Vec<String>>,
     /// Serve the DHT (bootstrap and testnet nodes do; app peers are DHT clients).
     pub dht_server: bool,
+    /// Serve as a circuit relay (v2) for other peers, within these bounds. `None`: no relay
+    /// service (the default for app peers; bootstrap and peer-exchange nodes turn it on).
+    pub relay: Option<RelayLimits>,
+    /// Reserve a relay slot on every connected peer that offers one, so peers that cannot
+    /// reach us directly can still connect through it (circuit relay v2, then DCUtR).
+    pub reserve_relays: bool,
+}
+
+/// Bounds on the relaying a node does for others, so no peer can use it as a free relay.
+/// A circuit that exceeds its byte or time budget is closed (both ends see an error).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RelayLimits {
+    /// Peers that may hold a reservation at once.
+    pub max_reservations: usize,
+    /// Relayed connections at once, in all.
+    pub max_circuits: usize,
+    /// Relayed connections at once from or to one peer.
+    pub max_circuits_per_peer: usize,
+    /// Bytes one relayed connection may carry (each way) before it is closed.
+    pub max_circuit_bytes: u64,
+    /// How long one relayed connection may live.
+    pub max_circuit_duration: Duration,
+    /// New relayed connections one peer may open per minute (as a burst, then evenly).
+    pub circuits_per_minute: u32,
+}
+
+impl Default for RelayLimits {
+    /// libp2p's defaults for count and time; 1 MiB per circuit, which is enough to set up a
+    /// session and hole-punch, not enough to stream through someone else's bandwidth.
+    fn default() -> Self {
+        RelayLimits {
+            max_reservations: 128,
+            max_circuits: 16,
+            max_circuits_per_peer: 4,
+            max_circuit_bytes: 1 << 20,
+            max_circuit_duration: Duration::from_secs(120),
+            circuits_per_minute: 30,
+        }
+    }
+}
+
+impl RelayLimits {
+    /// The libp2p relay configuration these limits describe.
+    pub(crate) fn to_config(self) -> Result<relay::Config> {
+        let positive = |n: usize, what: &str| {
+            if n == 0 { Err(Error::InvalidInput(format!("relay {what} must be at least 1"))) } else { Ok(n) }
+        };
+        let rate = NonZeroU32::new(self.circuits_per_minute)
+            .ok_or_else(|| Error::InvalidInput("relay circuits_per_minute must be at least 1".into()))?;
+        if self.max_circuit_bytes == 0 || self.max_circuit_duration.is_zero() {
+            return Err(Error::InvalidInput("relay circuit byte and time budgets must be positive".into()));
+        }
+        let base = relay::Config {
+            max_reservations: positive(self.max_reservations, "max_reservations")?,
+            max_reservations_per_peer: 4,
+            max_circuits: positive(self.max_circuits, "max_circuits")?,
+            max_circuits_per_peer: positive(self.max_circuits_per_peer, "max_circuits_per_peer")?,
+            max_circuit_bytes: self.max_circuit_bytes,
+            max_circuit_duration: self.max_circuit_duration,
+            // Drop libp2p's per-IP limiters: every peer of a LAN or a test shares one address.
+            reservation_rate_limiters: vec![],
+            circuit_src_rate_limiters: vec![],
+            ..Default::default()
+        };
+        Ok(base
+            .reservation_rate_per_peer(NonZeroU32::new(30).unwrap(), Duration::from_secs(2))
+            // A bucket of `rate` tokens, one token back every 60 s / rate: `rate` per minute.
+            .circuit_src_per_peer(rate, Duration::from_secs(60) / rate.get()))
+    }
 }
 
 impl Default for SwarmOptions {
@@ -73,6 +146,8 @@ impl Default for SwarmOptions {
             mdns: true,
             listen: None,
             dht_server: false,
+            relay: None,
+            reserve_relays: false,
         }
     }
 }
@@ -86,6 +161,31 @@ impl SwarmOptions {
             mdns: false,
             ..Default::default()
         }
+    }
+
+    /// Options for a peer-exchange node of the network `network_id` (any string): no DHT
+    /// bootstrap, no mDNS, no listeners until asked (`Swarm::listen_on`), a bounded relay
+    /// service for its peers, and a reservation on each peer that offers one. Only nodes with
+    /// the same `network_id` can open sessions with each other.
+    pub fn exchange(network_id: &str) -> Self {
+        SwarmOptions {
+            network: Some(exchange_network(network_id)),
+            bootstrap: Some(vec![]),
+            listen: Some(vec![]),
+            mdns: false,
+            relay: Some(RelayLimits::default()),
+            reserve_relays: true,
+            ..Default::default()
+        }
+    }
+
+    /// The substream protocol of the chosen network: sessions only form within one network.
+    pub fn stream_protocol(&self) -> Result<String> {
+        self.kad_protocol()?;
+        Ok(match &self.network {
+            None => "/swarmplex/stream/1".to_string(),
+            Some(n) => format!("/swarmplex/{n}/stream/1"),
+        })
     }
 
     /// The identity these options describe.
@@ -133,6 +233,12 @@ impl SwarmOptions {
     }
 }
 
+/// The private network name of a peer-exchange network id (a hash: ids may be any string).
+pub fn exchange_network(network_id: &str) -> String {
+    let digest = Sha256::digest([b"swarmplex/exchange/v1".as_slice(), network_id.as_bytes()].concat());
+    format!("pex-{}", hex::encode(&digest[..16]))
+}
+
 /// QUIC and TCP listen addresses on 127.0.0.1 (`port` 0 picks random ports).
 pub fn loopback_listen(port: u16) -> Vec<String> {
     vec![format!("/ip4/127.0.0.1/udp/{port}/quic-v1"), format!("/ip4/127.0.0.1/tcp/{port}")]
@@ -173,5 +279,20 @@ mod tests {
         let both = SwarmOptions { seed: Some(vec![1; 32]), key_pair: Some(KeyPair::generate()), ..Default::default() };
         assert!(both.resolve_key_pair().is_err());
         assert!(SwarmOptions { seed: Some(vec![1; 31]), ..Default::default() }.resolve_key_pair().is_err());
+        assert_eq!(o.stream_protocol().unwrap(), "/swarmplex/stream/1");
+        assert_eq!(p.stream_protocol().unwrap(), "/swarmplex/my-net/stream/1");
+    }
+
+    #[test]
+    fn exchange_networks_are_isolated_and_relay_limits_validated() {
+        let a = SwarmOptions::exchange("some network/ü");
+        let b = SwarmOptions::exchange("another");
+        assert_ne!(a.stream_protocol().unwrap(), b.stream_protocol().unwrap());
+        assert_eq!(a.stream_protocol().unwrap(), SwarmOptions::exchange("some network/ü").stream_protocol().unwrap());
+        assert!(a.resolve_listen().unwrap().is_empty() && a.resolve_bootstrap().unwrap().is_empty());
+        assert!(RelayLimits::default().to_config().is_ok());
+        assert!(RelayLimits { max_circuits: 0, ..Default::default() }.to_config().is_err());
+        assert!(RelayLimits { circuits_per_minute: 0, ..Default::default() }.to_config().is_err());
+        assert!(RelayLimits { max_circuit_bytes: 0, ..Default::default() }.to_config().is_err());
     }
 }

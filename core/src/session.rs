@@ -89,6 +89,7 @@ pub(crate) struct Shared {
     pub role: Role,
     pub handshake_hash: [u8; 32],
     pub is_initiator: bool,
+    pub remote_addr: libp2p::Multiaddr,
     pub socket: Stream,
     pub info: Mutex<PeerInfo>,
     pub closed_tx: watch::Sender<Option<Error>>,
@@ -117,6 +118,28 @@ impl Connection {
     /// Whether we dialed the transport connection this session runs on.
     pub fn is_initiator(&self) -> bool {
         self.inner.is_initiator
+    }
+
+    /// The remote address of the transport connection the session runs on; a relayed
+    /// connection's is a `…/p2p/<relay>/p2p-circuit` address.
+    pub fn remote_address(&self) -> libp2p::Multiaddr {
+        self.inner.remote_addr.clone()
+    }
+
+    /// The transport the session runs on: `"quic"`, `"tcp"`, or `"relay"` (a circuit through
+    /// another peer, when hole punching could not give a direct connection).
+    pub fn transport(&self) -> &'static str {
+        use libp2p::multiaddr::Protocol;
+        let mut kind = "unknown";
+        for p in self.inner.remote_addr.iter() {
+            match p {
+                Protocol::P2pCircuit => return "relay",
+                Protocol::QuicV1 => kind = "quic",
+                Protocol::Tcp(_) if kind == "unknown" => kind = "tcp",
+                _ => {}
+            }
+        }
+        kind
     }
 
     /// The session's default byte stream (Hyperswarm's socket).
@@ -263,6 +286,7 @@ pub(crate) async fn open_raw(
     let mut raw = match tokio::time::timeout(STEP_TIMEOUT, rx).await {
         Err(_) => return Err(Error::Timeout("opening a stream".into())),
         Ok(Err(_)) => return Err(Error::Closed("connection closed".into())),
+        Ok(Ok(Err(e @ crate::substreams::OpenError::OtherNetwork(_)))) => return Err(Error::Connect(e.to_string())),
         Ok(Ok(Err(e))) => return Err(Error::Reset(format!("opening a stream: {e}"))),
         Ok(Ok(Ok(s))) => s,
     };

@@ -17,20 +17,32 @@ use libp2p::core::{ConnectedPoint, Endpoint, Multiaddr};
 use libp2p::swarm::handler::{ConnectionEvent, FullyNegotiatedInbound, FullyNegotiatedOutbound};
 use libp2p::swarm::{
     ConnectionDenied, ConnectionHandler, ConnectionHandlerEvent, ConnectionId, FromSwarm,
-    NetworkBehaviour, NotifyHandler, Stream, StreamProtocol, SubstreamProtocol, THandler,
+    NetworkBehaviour, NotifyHandler, Stream, StreamProtocol, StreamUpgradeError, SubstreamProtocol, THandler,
     THandlerInEvent, THandlerOutEvent, ToSwarm,
 };
 use libp2p::PeerId;
 use tokio::sync::oneshot;
 
-/// The protocol every swarmplex substream is negotiated under.
+/// The protocol swarmplex substreams of the public network are negotiated under; a private
+/// network has its own (`/swarmplex/<network>/stream/1`), so sessions never cross networks.
 pub const PROTOCOL: StreamProtocol = StreamProtocol::new("/swarmplex/stream/1");
 
 /// How many addresses we remember per peer.
 const MAX_ADDRS_PER_PEER: usize = 8;
 
 /// A request for a new outbound substream; the sender gets the stream or why it failed.
-pub type OpenReply = oneshot::Sender<Result<Stream, String>>;
+pub type OpenReply = oneshot::Sender<Result<Stream, OpenError>>;
+
+/// Why a substream could not be opened.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum OpenError {
+    /// The remote does not speak our substream protocol: it is in another network.
+    #[error("the peer is not in this network (it does not speak {0})")]
+    OtherNetwork(StreamProtocol),
+    /// Anything else (connection closing, timeout, stream limit).
+    #[error("{0}")]
+    Failed(String),
+}
 
 /// What the behaviour reports to the event loop.
 #[derive(Debug)]
@@ -40,15 +52,37 @@ pub enum Event {
 }
 
 /// The behaviour; see the module docs.
-#[derive(Default)]
 pub struct Substreams {
+    protocol: StreamProtocol,
     pending: VecDeque<(PeerId, ConnectionId, OpenReply)>,
     events: VecDeque<Event>,
     addresses: HashMap<PeerId, Vec<Multiaddr>>,
     banned: HashSet<PeerId>,
 }
 
+impl Default for Substreams {
+    fn default() -> Self {
+        Substreams::new(PROTOCOL)
+    }
+}
+
 impl Substreams {
+    /// A behaviour whose substreams are negotiated under `protocol`.
+    pub fn new(protocol: StreamProtocol) -> Self {
+        Substreams {
+            protocol,
+            pending: VecDeque::new(),
+            events: VecDeque::new(),
+            addresses: HashMap::new(),
+            banned: HashSet::new(),
+        }
+    }
+
+    /// The addresses remembered for `peer`, most recent first.
+    pub fn addresses(&self, peer: &PeerId) -> Vec<Multiaddr> {
+        self.addresses.get(peer).cloned().unwrap_or_default()
+    }
+
     /// Opens a substream on `connection` to `peer`; the reply says how it went.
     pub fn open(&mut self, peer: PeerId, connection: ConnectionId, reply: OpenReply) {
         self.pending.push_back((peer, connection, reply));
@@ -92,7 +126,7 @@ impl NetworkBehaviour for Substreams {
         _: &Multiaddr,
     ) -> Result<THandler<Self>, ConnectionDenied> {
         self.deny_banned(&peer)?;
-        Ok(Handler::default())
+        Ok(Handler::new(self.protocol.clone()))
     }
 
     fn handle_pending_outbound_connection(
@@ -116,7 +150,7 @@ impl NetworkBehaviour for Substreams {
         _: PortUse,
     ) -> Result<THandler<Self>, ConnectionDenied> {
         self.deny_banned(&peer)?;
-        Ok(Handler::default())
+        Ok(Handler::new(self.protocol.clone()))
     }
 
     fn on_swarm_event(&mut self, event: FromSwarm) {
@@ -167,10 +201,16 @@ pub enum HandlerOut {
 }
 
 /// The per-connection half of [`Substreams`].
-#[derive(Default)]
 pub struct Handler {
+    protocol: StreamProtocol,
     to_open: VecDeque<OpenReply>,
     inbound: VecDeque<Stream>,
+}
+
+impl Handler {
+    fn new(protocol: StreamProtocol) -> Self {
+        Handler { protocol, to_open: VecDeque::new(), inbound: VecDeque::new() }
+    }
 }
 
 impl ConnectionHandler for Handler {
@@ -182,7 +222,7 @@ impl ConnectionHandler for Handler {
     type OutboundOpenInfo = OpenReply;
 
     fn listen_protocol(&self) -> SubstreamProtocol<Self::InboundProtocol, ()> {
-        SubstreamProtocol::new(ReadyUpgrade::new(PROTOCOL), ())
+        SubstreamProtocol::new(ReadyUpgrade::new(self.protocol.clone()), ())
     }
 
     fn poll(
@@ -194,7 +234,7 @@ impl ConnectionHandler for Handler {
         }
         if let Some(reply) = self.to_open.pop_front() {
             return Poll::Ready(ConnectionHandlerEvent::OutboundSubstreamRequest {
-                protocol: SubstreamProtocol::new(ReadyUpgrade::new(PROTOCOL), reply),
+                protocol: SubstreamProtocol::new(ReadyUpgrade::new(self.protocol.clone()), reply),
             });
         }
         Poll::Pending
@@ -217,7 +257,11 @@ impl ConnectionHandler for Handler {
                 let _ = info.send(Ok(protocol));
             }
             ConnectionEvent::DialUpgradeError(e) => {
-                let _ = e.info.send(Err(e.error.to_string()));
+                let error = match e.error {
+                    StreamUpgradeError::NegotiationFailed => OpenError::OtherNetwork(self.protocol.clone()),
+                    other => OpenError::Failed(other.to_string()),
+                };
+                let _ = e.info.send(Err(error));
             }
             _ => {}
         }

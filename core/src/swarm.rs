@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use libp2p::multiaddr::Protocol;
 use libp2p::swarm::behaviour::toggle::Toggle;
-use libp2p::{Multiaddr, StreamProtocol, connection_limits, identify, kad, mdns, noise, tcp, yamux};
+use libp2p::{Multiaddr, StreamProtocol, connection_limits, dcutr, identify, kad, mdns, noise, relay, tcp, yamux};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::engine::{Behaviour, Command, Engine};
@@ -107,7 +107,10 @@ impl Swarm {
         if opts.max_peers == Some(0) {
             return Err(Error::InvalidInput("max_peers must be at least 1".into()));
         }
-        let mut swarm = build_libp2p(&key_pair, &kad_protocol, opts.mdns, opts.dht_server)?;
+        let stream_protocol = StreamProtocol::try_from_owned(opts.stream_protocol()?)
+            .map_err(|e| Error::InvalidInput(format!("stream protocol: {e}")))?;
+        let relay_config = opts.relay.map(|l| l.to_config()).transpose()?;
+        let mut swarm = build_libp2p(&key_pair, &kad_protocol, stream_protocol, relay_config, opts.mdns, opts.dht_server)?;
         for addr in &listen {
             swarm.listen_on(addr.clone()).map_err(|e| Error::InvalidInput(format!("listen on {addr}: {e}")))?;
         }
@@ -148,6 +151,7 @@ impl Swarm {
             connecting.clone(),
         );
         engine.lan_dht = bootstrap.is_empty() && !opts.dht_server;
+        engine.reserve_relays = opts.reserve_relays;
         runtime.spawn(engine.run());
         Ok(Swarm {
             inner: Arc::new(Inner {
@@ -237,6 +241,27 @@ impl Swarm {
         }
         self.join_peer(key)?;
         self.wait_connection(key).await
+    }
+
+    /// Dials `addr` (a multiaddr such as `/ip4/10.0.0.2/tcp/8001`) and resolves with the session
+    /// to whoever answers there. The peer is not redialed once that session ends. With
+    /// `reserve_relays`, resolves once our relay reservation on the peer settled too.
+    pub async fn connect(&self, addr: Multiaddr) -> Result<Connection> {
+        self.ask(|reply| Command::Connect { addr, reply }).await?
+    }
+
+    /// Starts listening on one more address (port 0 picks one) and returns the bound address.
+    pub async fn listen_on(&self, addr: Multiaddr) -> Result<Multiaddr> {
+        self.ask(|reply| Command::ListenOn { addr, reply }).await?
+    }
+
+    /// Peer exchange: asks `via` (or, with `None`, a random connected peer) for another peer
+    /// of this network and connects to it — through `via`'s relay when the peer holds a
+    /// reservation there, upgraded to a direct connection by hole punching (DCUtR) when that
+    /// succeeds within a few seconds. Fails with [`ErrorKind::Connect`](crate::ErrorKind)
+    /// when there is no peer to ask or nothing to offer.
+    pub async fn get_new_peer(&self, via: Option<PublicKey>) -> Result<Connection> {
+        self.ask(|reply| Command::GetNewPeer { via, reply }).await?
     }
 
     async fn wait_connection(&self, key: PublicKey) -> Result<Connection> {
@@ -344,6 +369,8 @@ impl Discovery {
 fn build_libp2p(
     key_pair: &KeyPair,
     kad_protocol: &StreamProtocol,
+    stream_protocol: StreamProtocol,
+    relay_config: Option<relay::Config>,
     mdns_on: bool,
     dht_server: bool,
 ) -> Result<libp2p::Swarm<Behaviour>> {
@@ -363,7 +390,9 @@ fn build_libp2p(
         })
         .with_dns()
         .map_err(|e| internal(&e))?
-        .with_behaviour(|key| {
+        .with_relay_client(noise::Config::new, yamux::Config::default)
+        .map_err(|e| internal(&e))?
+        .with_behaviour(|key, relay_client| {
             let peer = key.public().to_peer_id();
             let mut cfg = kad::Config::new(kad_protocol.clone());
             cfg.set_query_timeout(Duration::from_secs(30));
@@ -380,7 +409,21 @@ fn build_libp2p(
                     .with_max_established_per_peer(Some(4))
                     .with_max_established(Some(1024)),
             );
-            Ok(Behaviour { kad, identify, mdns: Toggle::from(mdns), limits, substreams: Substreams::default() })
+            let relay = relay_config.map(|c| {
+                let mut r = relay::Behaviour::new(peer, c);
+                r.set_status(Some(relay::Status::Enable));
+                r
+            });
+            Ok(Behaviour {
+                kad,
+                identify,
+                mdns: Toggle::from(mdns),
+                limits,
+                relay: Toggle::from(relay),
+                relay_client,
+                dcutr: dcutr::Behaviour::new(peer),
+                substreams: Substreams::new(stream_protocol),
+            })
         })
         .map_err(|e| internal(&e))?
         .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(30)))

@@ -25,6 +25,8 @@ pub enum Kind {
     Shared = 3,
     /// One topic message; the name is the message topic.
     Message = 4,
+    /// A peer-exchange request and its answer (see `crate::exchange`).
+    Exchange = 5,
 }
 
 impl Kind {
@@ -35,6 +37,7 @@ impl Kind {
             2 => Kind::Named,
             3 => Kind::Shared,
             4 => Kind::Message,
+            5 => Kind::Exchange,
             _ => return Err(invalid(format!("unknown stream kind {b}"))),
         })
     }
