@@ -53,6 +53,12 @@ declare namespace Hyperswarm {
     readonly handshakeHash: Buffer
     /** Whether this side dialed the transport connection. */
     readonly isInitiator: boolean
+    /** swarmplex: 'quic', 'tcp' or 'relay' (a circuit through another peer). */
+    readonly transport: string
+    /** swarmplex: the remote IP (the circuit multiaddr when relayed), its port, and the full multiaddr. */
+    readonly remoteAddress: string
+    readonly remotePort: number
+    readonly remoteMultiaddr: string
     readonly opened: Promise<boolean>
     /** No-ops kept for Hyperswarm compatibility (the engine runs its own keep-alives). */
     setKeepAlive (ms?: number): void

@@ -11,6 +11,8 @@ const SwarmSocket = require('./lib/socket')
 const MAX_PEERS = 64 // Hyperswarm's default
 const KNOWN_OPTIONS = new Set([
   'keyPair', 'seed', 'maxPeers', 'firewall', 'bootstrap', 'network', 'mdns', 'listen',
+  // swarmplex extension (used by swarmplex/peer-exchange): a peer-exchange node of this network id.
+  'exchange',
   // Hyperswarm options accepted and ignored (no meaning for this engine):
   'dht', 'maxParallel', 'maxClientConnections', 'maxServerConnections', 'backoffs', 'jitter', 'relayThrough'
 ])
@@ -67,7 +69,8 @@ function parseOptions (opts) {
     listen = opts.listen.slice()
   }
   const mdns = optBool(opts, 'mdns', true)
-  return { keyPair, maxPeers, firewall: opts.firewall || null, bootstrap, network: opts.network, listen, mdns }
+  if (opts.exchange !== undefined && typeof opts.exchange !== 'string') throw new TypeError(`exchange must be a network id string, got ${describe(opts.exchange)}`)
+  return { keyPair, maxPeers, firewall: opts.firewall || null, bootstrap, network: opts.network, listen, mdns, exchange: opts.exchange }
 }
 
 class Hyperswarm extends EventEmitter {
@@ -94,7 +97,8 @@ class Hyperswarm extends EventEmitter {
       maxPeers: o.maxPeers === Infinity ? undefined : o.maxPeers,
       firewall: !!o.firewall,
       mdns: o.mdns,
-      listen: o.listen
+      listen: o.listen,
+      exchange: o.exchange
     }, (ev) => this._onevent(ev)))
     // Like Hyperswarm's UDP socket, a live swarm keeps the process running; destroy() releases
     // it. (Engine events themselves never hold Node open: their callback is a weak TSFN.)

@@ -50,6 +50,12 @@ class SwarmSocket extends Duplex {
     this.remotePublicKey = native.remotePublicKey
     this.handshakeHash = native.handshakeHash
     this.isInitiator = native.isInitiator
+    // swarmplex extensions: how the connection runs ('quic', 'tcp' or 'relay') and where to.
+    this.transport = native.transport
+    this.remoteMultiaddr = native.remoteAddress
+    const m = /^\/ip[46]\/([^/]+)\/(?:tcp|udp)\/(\d+)/.exec(this.remoteMultiaddr)
+    this.remoteAddress = this.transport !== 'relay' && m ? m[1] : this.remoteMultiaddr
+    this.remotePort = this.transport !== 'relay' && m ? Number(m[2]) : 0
     call(() => native.start((ev) => this._onevent(ev)))
   }
 

@@ -79,6 +79,10 @@ fn key32(b: &[u8], what: &str) -> Result<[u8; 32]> {
     b.try_into().map_err(|_| invalid(format!("{what} must be 32 bytes, got {}", b.len())))
 }
 
+fn parse_multiaddr(s: &str) -> Result<swarmplex::Multiaddr> {
+    s.parse().map_err(|e| invalid(format!("multiaddr {s:?}: {e}")))
+}
+
 fn buf(b: &[u8]) -> Buffer {
     Buffer::from(b.to_vec())
 }
@@ -249,6 +253,9 @@ pub struct NativeOptions {
     pub firewall: Option<bool>,
     pub mdns: Option<bool>,
     pub listen: Option<Vec<String>>,
+    /// A peer-exchange node of this network id (`SwarmOptions::exchange`): no DHT, no mDNS, no
+    /// listeners until `listenOn`, a bounded relay service, reservations on its peers.
+    pub exchange: Option<String>,
 }
 
 #[napi]
@@ -299,16 +306,22 @@ impl NativeSwarm {
             } else {
                 None
             };
+            let base = match &opts.exchange {
+                Some(id) => SwarmOptions::exchange(id),
+                None => SwarmOptions {
+                    bootstrap: opts.bootstrap.clone(),
+                    network: opts.network.clone(),
+                    mdns: opts.mdns.unwrap_or(false),
+                    listen: opts.listen.clone(),
+                    ..Default::default()
+                },
+            };
             let options = SwarmOptions {
                 key_pair,
                 seed: opts.seed.as_ref().map(|s| s.to_vec()),
-                bootstrap: opts.bootstrap.clone(),
-                network: opts.network.clone(),
                 max_peers: opts.max_peers.map(|n| n as usize),
                 firewall,
-                mdns: opts.mdns.unwrap_or(false),
-                listen: opts.listen.clone(),
-                dht_server: false,
+                ..base
             };
             let swarm = Swarm::spawn(options, swarmplex::runtime::shared().handle()).map_err(engine_err)?;
             let (markers, markers_rx) = mpsc::unbounded_channel();
@@ -479,6 +492,44 @@ impl NativeSwarm {
         })
     }
 
+    /// Dials a multiaddr and resolves with the public key of whoever answered, once the
+    /// session is up (its `connection` event is on its way to JS).
+    #[napi(ts_return_type = "Promise<Buffer>")]
+    pub fn connect<'e>(&self, env: &'e Env, addr: String) -> Result<Object<'e>> {
+        guard(|| {
+            let addr = parse_multiaddr(&addr)?;
+            let swarm = self.swarm.clone();
+            promise(env, async move {
+                let conn = swarm.connect(addr).await.map_err(engine_err)?;
+                Ok(buf(conn.remote_public_key().as_bytes()))
+            })
+        })
+    }
+
+    /// Listens on one more multiaddr; resolves with the bound address.
+    #[napi(ts_return_type = "Promise<string>")]
+    pub fn listen_on<'e>(&self, env: &'e Env, addr: String) -> Result<Object<'e>> {
+        guard(|| {
+            let addr = parse_multiaddr(&addr)?;
+            let swarm = self.swarm.clone();
+            promise(env, async move { Ok(swarm.listen_on(addr).await.map_err(engine_err)?.to_string()) })
+        })
+    }
+
+    /// Peer exchange: asks `via` (or a random connected peer) for another peer and connects to
+    /// it; resolves with its public key.
+    #[napi(ts_return_type = "Promise<Buffer>")]
+    pub fn get_new_peer<'e>(&self, env: &'e Env, via: Option<Buffer>) -> Result<Object<'e>> {
+        guard(|| {
+            let via = via.map(|k| key_of(&k)).transpose()?;
+            let swarm = self.swarm.clone();
+            promise(env, async move {
+                let conn = swarm.get_new_peer(via).await.map_err(engine_err)?;
+                Ok(buf(conn.remote_public_key().as_bytes()))
+            })
+        })
+    }
+
     /// Closes every connection (remotes see it at once) and stops the engine.
     #[napi(ts_return_type = "Promise<void>")]
     pub fn destroy<'e>(&self, env: &'e Env) -> Result<Object<'e>> {
@@ -634,6 +685,19 @@ impl NativeConnection {
         guard(|| Ok(buf(&self.conn.handshake_hash())))
     }
 
+    /// `"quic"`, `"tcp"` or `"relay"` (a circuit through another peer).
+    #[napi(getter)]
+    pub fn transport(&self) -> Result<String> {
+        guard(|| Ok(self.conn.transport().to_string()))
+    }
+
+    /// The remote multiaddr of the transport connection (a `/p2p-circuit` one when relayed).
+    #[napi(getter)]
+    pub fn remote_address(&self) -> Result<String> {
+        guard(|| Ok(self.conn.remote_address().to_string()))
+    }
+
+    /// Whether we dialed the transport connection.
     #[napi(getter)]
     pub fn is_initiator(&self) -> Result<bool> {
         guard(|| Ok(self.conn.is_initiator()))

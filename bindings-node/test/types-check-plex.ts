@@ -2,6 +2,17 @@
 import Hyperswarm = require('swarmplex')
 import p2plex = require('swarmplex/p2plex')
 import Peersockets = require('swarmplex/peersockets')
+import Exchange = require('swarmplex/peer-exchange')
+
+async function exchange (): Promise<void> {
+  const ex = new Exchange('net', { seed: Buffer.alloc(32) })
+  const a: Exchange.Address = await ex.accept('tcp', { port: 0, host: '127.0.0.1' })
+  const p: Exchange.Peer = await ex.connect('quic', '127.0.0.1', { port: a.port ?? 0 })
+  const t: 'tcp' | 'quic' | 'relay' = p.socket.transport
+  ex.on('peer', (peer) => peer.getNewPeer((err, q) => void [err, q?.remoteAddress]))
+  void [t, ex.peers.length, ex.id, await ex.getNewPeer(), ex.close()]
+}
+void exchange
 
 async function main (): Promise<void> {
   const plex = p2plex({ listenSelf: false, bootstrap: [], mdns: false })

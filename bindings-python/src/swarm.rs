@@ -204,7 +204,7 @@ impl NativeSwarm {
             firewall: slot.clone().map(make_firewall),
             mdns,
             listen,
-            dht_server: false,
+            ..Default::default()
         };
         let swarm = py
             .detach(|| Swarm::spawn(opts, swarmplex::runtime::shared().handle()))

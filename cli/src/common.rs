@@ -119,6 +119,8 @@ pub async fn run_bootstrap(port: u16, seed: Option<String>, net: NetworkArgs) ->
         listen: Some(vec![format!("/ip4/0.0.0.0/udp/{port}/quic-v1"), format!("/ip4/0.0.0.0/tcp/{port}")]),
         dht_server: true,
         mdns: false,
+        // Relay for peers that cannot be reached directly, within RelayLimits' default bounds.
+        relay: Some(swarmplex::RelayLimits::default()),
         ..Default::default()
     })
     .await?;

@@ -59,6 +59,8 @@ pub mod topic;
 pub mod wire;
 
 pub use error::{Error, ErrorKind, Result};
+/// Addresses (`/ip4/127.0.0.1/tcp/4001`, …), re-exported so bindings need no libp2p dependency.
+pub use libp2p::Multiaddr;
 pub use keys::{KeyPair, PublicKey};
 pub use options::{Firewall, JoinOptions, RelayLimits, SwarmOptions, firewall_fn};
 pub use session::{Connection, PeerInfo};
