@@ -52,6 +52,18 @@ impl NativeConnection {
         self.conn.is_initiator()
     }
 
+    /// `"quic"`, `"tcp"` or `"relay"`.
+    #[getter]
+    fn transport(&self) -> &'static str {
+        self.conn.transport()
+    }
+
+    /// The transport connection's remote multiaddr (a `/p2p-circuit` one when relayed).
+    #[getter]
+    fn remote_address(&self) -> String {
+        self.conn.remote_address().to_string()
+    }
+
     /// `(public_key, topics, client, explicit)`.
     fn peer_info<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let info = self.conn.peer_info();

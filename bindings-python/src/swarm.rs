@@ -179,7 +179,7 @@ impl Drop for NativeSwarm {
 #[pymethods]
 impl NativeSwarm {
     #[new]
-    #[pyo3(signature = (*, seed=None, secret_key=None, bootstrap=None, network=None, max_peers=None, firewall=None, event_loop=None, mdns=true, listen=None))]
+    #[pyo3(signature = (*, seed=None, secret_key=None, bootstrap=None, network=None, max_peers=None, firewall=None, event_loop=None, mdns=true, listen=None, exchange=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -192,19 +192,20 @@ impl NativeSwarm {
         event_loop: Option<Py<PyAny>>,
         mdns: bool,
         listen: Option<Vec<String>>,
+        exchange: Option<String>,
     ) -> PyResult<Self> {
         let key_pair = secret_key.map(|s| KeyPair::from_secret_key(&s)).transpose().py(py)?;
         let slot = firewall.map(|cb| Arc::new(FirewallSlot { inner: Mutex::new(Some((cb, event_loop))) }));
+        let base = match &exchange {
+            Some(id) => SwarmOptions::exchange(id),
+            None => SwarmOptions { bootstrap, network, mdns, listen, ..Default::default() },
+        };
         let opts = SwarmOptions {
             key_pair,
             seed: seed.map(|s| s.to_vec()),
-            bootstrap,
-            network,
             max_peers,
             firewall: slot.clone().map(make_firewall),
-            mdns,
-            listen,
-            ..Default::default()
+            ..base
         };
         let swarm = py
             .detach(|| Swarm::spawn(opts, swarmplex::runtime::shared().handle()))
@@ -297,6 +298,37 @@ impl NativeSwarm {
         let s = self.swarm.clone();
         spawn(py, async move {
             let c = s.find_peer(k).await?;
+            Ok(Box::new(move |py: Python<'_>| Ok(Py::new(py, NativeConnection::new(c))?.into_any())) as future::Out)
+        })
+    }
+
+    /// Peer exchange: dials `transport` (`"tcp"`/`"quic"`) at `host`:`port`; the connection.
+    fn connect<'py>(&self, py: Python<'py>, transport: &str, host: &str, port: u16) -> PyResult<Bound<'py, PyAny>> {
+        let addr = swarmplex::exchange::transport_addr(transport, host, port).py(py)?;
+        let s = self.swarm.clone();
+        spawn(py, async move {
+            let c = s.connect(addr).await?;
+            Ok(Box::new(move |py: Python<'_>| Ok(Py::new(py, NativeConnection::new(c))?.into_any())) as future::Out)
+        })
+    }
+
+    /// Listens on `transport` at `host`:`port` (0: any); the bound multiaddr.
+    fn listen_on<'py>(&self, py: Python<'py>, transport: &str, host: &str, port: u16) -> PyResult<Bound<'py, PyAny>> {
+        let addr = swarmplex::exchange::transport_addr(transport, host, port).py(py)?;
+        let s = self.swarm.clone();
+        spawn(py, async move {
+            let a = s.listen_on(addr).await?.to_string();
+            Ok(Box::new(move |py: Python<'_>| Ok(a.into_pyobject(py)?.into_any().unbind())) as future::Out)
+        })
+    }
+
+    /// Asks `via` (or a random connected peer) for another peer and connects to it.
+    #[pyo3(signature = (via=None))]
+    fn get_new_peer<'py>(&self, py: Python<'py>, via: Option<PyBackedBytes>) -> PyResult<Bound<'py, PyAny>> {
+        let via = via.map(|k| key_from(py, &k)).transpose()?;
+        let s = self.swarm.clone();
+        spawn(py, async move {
+            let c = s.get_new_peer(via).await?;
             Ok(Box::new(move |py: Python<'_>| Ok(Py::new(py, NativeConnection::new(c))?.into_any())) as future::Out)
         })
     }

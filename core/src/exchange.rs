@@ -106,6 +106,30 @@ pub fn encode_answer(answer: &Answer) -> Vec<u8> {
     out
 }
 
+/// The multiaddr for `transport` (`"tcp"` or `"quic"`) at `host` (an IPv4/IPv6 address or a DNS
+/// name) and `port`, as the peer-exchange API's `accept`/`connect` take them.
+pub fn transport_addr(transport: &str, host: &str, port: u16) -> crate::Result<Multiaddr> {
+    use libp2p::multiaddr::Protocol;
+    let mut addr = Multiaddr::empty();
+    match host.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V4(ip)) => addr.push(Protocol::Ip4(ip)),
+        Ok(std::net::IpAddr::V6(ip)) => addr.push(Protocol::Ip6(ip)),
+        Err(_) if !host.is_empty() && host.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.') => {
+            addr.push(Protocol::Dns(host.to_string().into()))
+        }
+        Err(_) => return Err(crate::Error::InvalidInput(format!("host {host:?} is not an IP address or DNS name"))),
+    }
+    match transport {
+        "tcp" => addr.push(Protocol::Tcp(port)),
+        "quic" => {
+            addr.push(Protocol::Udp(port));
+            addr.push(Protocol::QuicV1);
+        }
+        t => return Err(crate::Error::InvalidInput(format!("unsupported transport {t:?}: use \"tcp\" or \"quic\""))),
+    }
+    Ok(addr)
+}
+
 /// Reads an answer.
 pub async fn read_answer<R: AsyncRead + Unpin>(r: &mut R) -> io::Result<Answer> {
     let mut tag = [0u8; 1];
@@ -167,6 +191,16 @@ mod tests {
         let mut bad = vec![1u8];
         bad.extend_from_slice(&[not_a_point; 32]);
         assert!(block_on(Request::read(&mut bad.as_slice())).is_err());
+    }
+
+    #[test]
+    fn transport_addresses() {
+        assert_eq!(transport_addr("tcp", "10.0.0.2", 8000).unwrap().to_string(), "/ip4/10.0.0.2/tcp/8000");
+        assert_eq!(transport_addr("quic", "::1", 9).unwrap().to_string(), "/ip6/::1/udp/9/quic-v1");
+        assert_eq!(transport_addr("tcp", "example.org", 1).unwrap().to_string(), "/dns/example.org/tcp/1");
+        for (t, h) in [("websocket", "10.0.0.1"), ("tcp", "not a host!"), ("tcp", "")] {
+            assert_eq!(transport_addr(t, h, 1).unwrap_err().kind(), crate::ErrorKind::InvalidInput);
+        }
     }
 
     #[test]

@@ -39,11 +39,13 @@ from ._errors import (
 )
 from ._stream import Connection, Stream
 from ._swarm import EVENTS, LOOPBACK_LISTEN, Discovery, Swarm
+from .exchange import Exchange
 from ._types import KeyPair, Message, PeerInfo, topic
 from .testnet import Testnet
 
 __all__ = [
     "Swarm",
+    "Exchange",
     "Discovery",
     "Connection",
     "Stream",

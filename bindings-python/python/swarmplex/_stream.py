@@ -223,6 +223,17 @@ class Connection(_ByteStream):
         return self._c.is_initiator
 
     @property
+    def transport(self) -> str:
+        """How the connection runs: ``"quic"``, ``"tcp"``, or ``"relay"`` (a circuit through
+        another peer, see :class:`swarmplex.Exchange`)."""
+        return self._c.transport
+
+    @property
+    def remote_address(self) -> str:
+        """The remote multiaddr of the underlying transport connection."""
+        return self._c.remote_address
+
+    @property
     def peer_info(self) -> PeerInfo:
         """What the swarm knows about the peer (topics it was found under, ...)."""
         pk, topics, client, explicit = self._c.peer_info()

@@ -210,6 +210,8 @@ class Swarm:
         ``mdns=False`` for tests and anything that must stay off the LAN).
     :param listen: listen multiaddrs; default QUIC and TCP on every interface (see
         :data:`LOOPBACK_LISTEN`).
+    :param exchange: make this a peer-exchange node of that network id (use
+        :class:`swarmplex.Exchange`, which sets it).
     """
 
     def __init__(
@@ -223,6 +225,7 @@ class Swarm:
         firewall: Optional[Firewall] = None,
         mdns: bool = True,
         listen: Optional[Sequence[str]] = None,
+        exchange: Optional[str] = None,
     ) -> None:
         if seed is not None:
             seed = check_key32(seed, "seed")
@@ -254,6 +257,7 @@ class Swarm:
             event_loop=loop,
             mdns=mdns,
             listen=_check_str_list(listen, "listen"),
+            exchange=exchange,
         )
         self._key_pair = KeyPair(self._native.public_key, self._native.secret_key)
         self._listeners: Dict[str, List[Callable[..., Any]]] = {e: [] for e in EVENTS}

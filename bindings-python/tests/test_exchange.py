@@ -1,0 +1,98 @@
+"""Peer exchange from Python: A knows only B and reaches C through B — relayed when C accepts
+nothing, direct when it does — plus network isolation and bad input. All on 127.0.0.1."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+from contextlib import AsyncExitStack
+
+import pytest
+
+import swarmplex
+from swarmplex import Exchange
+
+from conftest import within
+
+
+async def both_ways(x: swarmplex.Connection, y: swarmplex.Connection, n: int) -> None:
+    for a, b in ((x, y), (y, x)):
+        data = os.urandom(n)
+        a.write(data)
+        got = b""
+        while len(got) < n:
+            got += await within(b.read(65536), "bytes")
+        assert hashlib.sha256(got).digest() == hashlib.sha256(data).digest()
+
+
+async def nodes(stack: AsyncExitStack, n: int, network: str = "py-net") -> list:
+    return [await stack.enter_async_context(Exchange(network)) for _ in range(n)]
+
+
+async def test_a_reaches_c_through_b_relayed_when_c_accepts_nothing():
+    async with AsyncExitStack() as stack:
+        a, b, c = await nodes(stack, 3)
+        tcp = await b.accept("tcp", host="127.0.0.1")
+        quic = await b.accept("quic", host="127.0.0.1")
+        assert tcp.host == "127.0.0.1" and tcp.port > 0 and quic.multiaddr.endswith("/quic-v1")
+        ab = await within(a.connect("tcp", "127.0.0.1", port=tcp.port), "A connects to B")
+        assert ab.transport == "tcp" and ab.remote_public_key == b.public_key
+        cb = await within(c.connect("quic", "127.0.0.1", port=quic.port), "C connects to B")
+        assert cb.transport == "quic"
+
+        ac = await within(a.get_new_peer(), "A gets C through B")
+        assert ac.remote_public_key == c.public_key
+        assert ac.transport == "relay", ac.remote_address
+        ca = next((p for p in c.peers if p.remote_public_key == a.public_key), None) or await within(c.next_peer())
+        assert ca.remote_public_key == a.public_key and ca.transport == "relay"
+        assert ca.handshake_hash == ac.handshake_hash
+        await both_ways(ac, ca, 256 * 1024)
+
+        with pytest.raises(swarmplex.ConnectError):
+            await within(a.get_new_peer(ab), "B has nothing new to offer")
+
+
+async def test_an_introduced_peer_that_accepts_is_reached_directly():
+    async with AsyncExitStack() as stack:
+        a, b, c = await nodes(stack, 3)
+        port = (await b.accept("tcp", host="127.0.0.1")).port
+        await a.accept("tcp", host="127.0.0.1")
+        await c.accept("quic", host="127.0.0.1")
+        await within(a.connect("tcp", "127.0.0.1", port=port))
+        await within(c.connect("tcp", "127.0.0.1", port=port))
+        ac = await within(a.get_new_peer(b.public_key), "A gets C")
+        assert ac.remote_public_key == c.public_key and ac.transport != "relay"
+        ca = None
+        while ca is None:
+            ca = next((p for p in c.peers if p.remote_public_key == a.public_key), None) or await within(c.next_peer())
+            if ca.remote_public_key != a.public_key:
+                ca = None
+        await both_ways(ac, ca, 1 << 20)
+
+
+async def test_networks_are_isolated_and_bad_input_is_rejected():
+    async with AsyncExitStack() as stack:
+        (one,) = await nodes(stack, 1, "network one")
+        (two,) = await nodes(stack, 1, "network two")
+        port = (await one.accept("tcp", host="127.0.0.1")).port
+        with pytest.raises(swarmplex.ConnectError, match="not in this network"):
+            await within(two.connect("tcp", "127.0.0.1", port=port))
+        assert one.peers == []
+        with pytest.raises(swarmplex.ConnectError, match="not connected to any peers"):
+            await within(two.get_new_peer())
+
+        with pytest.raises(ValueError):
+            await one.accept("websocket")
+        with pytest.raises(ValueError):
+            await one.accept("tcp", port=70000)
+        with pytest.raises(TypeError):
+            await one.accept("tcp", port="80")  # type: ignore[arg-type]
+        with pytest.raises(ValueError):
+            await one.connect("tcp", "not a host!", port=1)
+        with pytest.raises(ValueError):
+            await one.get_new_peer(b"\x01" * 31)
+        with pytest.raises(TypeError):
+            Exchange(42)  # type: ignore[arg-type]
+        with pytest.raises(ValueError):
+            Exchange("")
