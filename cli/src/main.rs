@@ -31,7 +31,7 @@ enum Cmd {
         #[command(flatten)]
         net: common::NetworkArgs,
     },
-    /// Run one long-lived DHT bootstrap node on every interface (for a private network).
+    /// Run one long-lived DHT bootstrap and relay node on every interface (for a private network).
     Bootstrap {
         /// Port for TCP and QUIC (0: random).
         #[arg(long, default_value_t = 0)]

@@ -149,3 +149,48 @@ fn bad_arguments_exit_with_2_and_runtime_failures_with_1() {
     assert_eq!(no_peer.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&no_peer.stderr).contains("no peer found"));
 }
+
+async fn bounded<T>(what: &str, fut: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(Duration::from_secs(30), fut).await.unwrap_or_else(|_| panic!("timed out: {what}"))
+}
+
+/// `swarmplex bootstrap` also relays: C, which listens on nothing (as if behind a NAT), holds a
+/// reservation on it, and A reaches C through it by C's relayed address.
+#[test]
+fn bootstrap_node_relays_for_a_peer_that_cannot_be_dialed() {
+    let mut child = Command::new(BIN).args(["bootstrap", "--port", "0"]).stdout(Stdio::piped()).spawn().unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let _proc = Proc(child);
+    let tcp = loop {
+        let mut line = String::new();
+        assert!(out.read_line(&mut line).unwrap() > 0, "bootstrap exited before printing a TCP address");
+        if line.contains("/tcp/") {
+            break line.trim().to_string();
+        }
+    };
+    tokio::runtime::Runtime::new().unwrap().block_on(async move {
+        let c = Swarm::new(SwarmOptions { listen: Some(vec![]), reserve_relays: true, ..SwarmOptions::local(vec![tcp.clone()]) })
+            .await
+            .unwrap();
+        // C listens on nothing else, so its first listen address is the relayed one.
+        let relayed = bounded("C's reservation", c.listen_addrs()).await.unwrap();
+        let circuit = relayed.iter().find(|a| a.to_string().contains("/p2p-circuit")).expect("a relayed address").clone();
+        let a = Swarm::new(SwarmOptions::local(vec![tcp])).await.unwrap();
+        let ac = bounded("A reaches C", a.connect(circuit)).await.unwrap();
+        assert_eq!(ac.remote_public_key(), c.public_key());
+        assert_eq!(ac.transport(), "relay");
+        let ca = loop {
+            match bounded("C's connection", c.next_event()).await {
+                Some(SwarmEvent::Connection(conn)) => break conn,
+                Some(_) => continue,
+                None => panic!("C ended"),
+            }
+        };
+        ac.socket().write(b"through the bootstrap relay").await.unwrap();
+        ac.socket().end().await.unwrap();
+        let got = bounded("relayed bytes", ca.socket().read_to_end()).await.unwrap();
+        assert_eq!(got, b"through the bootstrap relay");
+        a.destroy().await;
+        c.destroy().await;
+    });
+}

@@ -234,6 +234,8 @@ pub(crate) struct Engine {
     relays_settled: HashSet<PeerId>,
     /// Peers holding a relay reservation with us.
     reserved_here: HashSet<PeerId>,
+    /// `connect` calls to relayed addresses waiting for a connection to their relay.
+    circuit_dials: HashMap<PeerId, Vec<(Multiaddr, ConnectReply)>>,
     /// Introduced peers being dialed directly first: the relay address to fall back on.
     relay_fallback: HashMap<PeerId, Multiaddr>,
     /// Peer-exchange requests served per peer in the current minute.
@@ -283,6 +285,7 @@ impl Engine {
             reserved_here: HashSet::new(),
             exchange_served: HashMap::new(),
             relay_fallback: HashMap::new(),
+            circuit_dials: HashMap::new(),
             peers: HashMap::new(),
             conns: HashMap::new(),
             topics: HashMap::new(),
@@ -455,6 +458,24 @@ impl Engine {
             }
             Command::Ban { key } => self.ban(key.to_peer_id()),
             Command::Connect { addr, reply } => {
+                // A relayed address: libp2p's relay client cannot dial it while the relay itself
+                // is still being dialed, so connect to the relay first and dial the circuit then.
+                if let Some(relay) = relay_of(&addr).filter(|r| !self.conns.values().any(|c| c.peer == *r && !c.relayed)) {
+                    let mut base = addr.clone();
+                    while base.iter().any(|p| p == Protocol::P2pCircuit) {
+                        base.pop();
+                    }
+                    let opts = DialOpts::peer_id(relay).addresses(vec![strip_p2p(base)]).extend_addresses_through_behaviour().build();
+                    match self.swarm.dial(opts) {
+                        Ok(()) | Err(DialError::DialPeerConditionFalse(_)) => {
+                            self.circuit_dials.entry(relay).or_default().push((addr, reply));
+                        }
+                        Err(e) => {
+                            let _ = reply.send(Err(Error::Connect(format!("relay: {e}"))));
+                        }
+                    }
+                    return;
+                }
                 let opts = DialOpts::unknown_peer_id().address(addr).build();
                 let id = opts.connection_id();
                 match self.swarm.dial(opts) {
@@ -1401,6 +1422,11 @@ impl Engine {
                     _ => endpoint.get_remote_address().clone(),
                 };
                 self.conns.insert(connection_id, ConnInfo { peer: peer_id, dialer: endpoint.is_dialer(), handshaking: false, addr, relayed });
+                if !relayed {
+                    for (circuit, reply) in self.circuit_dials.remove(&peer_id).unwrap_or_default() {
+                        self.on_command(Command::Connect { addr: circuit, reply });
+                    }
+                }
                 if let Some(reply) = self.addr_dials.remove(&connection_id) {
                     // A dial by address: only now do we know whom we reached.
                     match self.peer_entry_by_pid(peer_id) {
@@ -1449,6 +1475,13 @@ impl Engine {
             P2pEvent::OutgoingConnectionError { connection_id, error, .. } if self.addr_dials.contains_key(&connection_id) => {
                 let reply = self.addr_dials.remove(&connection_id).unwrap();
                 let _ = reply.send(Err(Error::Connect(error.to_string())));
+            }
+            P2pEvent::OutgoingConnectionError { peer_id: Some(pid), error, .. }
+                if self.circuit_dials.contains_key(&pid) && !self.conns.values().any(|c| c.peer == pid) =>
+            {
+                for (_, reply) in self.circuit_dials.remove(&pid).unwrap_or_default() {
+                    let _ = reply.send(Err(Error::Connect(format!("relay: {error}"))));
+                }
             }
             P2pEvent::OutgoingConnectionError { peer_id: Some(pid), .. } if self.relay_fallback.contains_key(&pid) => {
                 self.dial_relay(pid);
@@ -1525,6 +1558,19 @@ impl Engine {
             _ => {}
         }
     }
+}
+
+/// The relay's peer id in a `…/p2p/<relay>/p2p-circuit/…` address.
+fn relay_of(addr: &Multiaddr) -> Option<PeerId> {
+    let mut last = None;
+    for p in addr.iter() {
+        match p {
+            Protocol::P2p(id) => last = Some(id),
+            Protocol::P2pCircuit => return last,
+            _ => {}
+        }
+    }
+    None
 }
 
 fn is_relayed(addr: &Multiaddr) -> bool {
