@@ -8,7 +8,7 @@ export CARGO_TARGET_DIR ?= $(HOME)/.cache/swarmplex-target
 NETNS := scripts/netns-run
 BIN := $(CARGO_TARGET_DIR)/$(CARGO_BUILD_TARGET)/debug
 
-.PHONY: build demo test test-rust test-node test-python test-kotlin test-cross bench
+.PHONY: build demo test test-rust test-node test-python test-kotlin test-swift test-cross bench
 build:
 	cargo build -p swarmplex -p swarmplex-cli -p swarmplex-examples
 
@@ -18,7 +18,7 @@ demo: build
 
 # Every test, inside a loopback-only network namespace (each language's script enters it after
 # its installs, which need the package registries).
-test: test-rust test-node test-python test-kotlin test-cross
+test: test-rust test-node test-python test-kotlin test-swift test-cross
 
 test-rust: build
 	$(NETNS) cargo test -p swarmplex -p swarmplex-cli -p swarmplex-examples
@@ -34,6 +34,11 @@ test-python:
 # The Kotlin binding: uniffi cdylib + generated Kotlin + Maven/JUnit on the JVM.
 test-kotlin:
 	bash bindings-swift-kotlin/scripts/test.sh
+
+# The Swift binding: SwiftPM + XCTest with Swift 6.0 from a Debian trixie chroot (built on first
+# run in ~/.cache/swarmplex-swift-chroot, ≈ 2.6 GB, ≈ 2–3 min).
+test-swift:
+	bash bindings-swift-kotlin/scripts/test-swift.sh
 
 # A Node peer, a Python peer and the CLI on one topic (needs the two packages built above).
 test-cross: build
