@@ -6,21 +6,29 @@
 //! spawned task is aborted. [`Swarm::next_event`] instead polls the core's channel receiver in
 //! place (no engine work, cancel-safe), so a cancelled `Flow` loses no event.
 //!
+//! Long-lived waits can also be cancelled from the foreign side without dropping the call (Swift
+//! cannot drop a uniffi future): [`EventSubscription::cancel`], [`PeerSearch::cancel`],
+//! [`Stream::cancel_reads`]/[`Stream::cancel_writes`] and [`Connection::cancel_waits`] make the
+//! pending calls return at once (`None` or `SwarmplexError::Closed("cancelled")`).
+//!
 //! Panics never cross the FFI: uniffi catches them in every exported function (sync and async)
 //! and Kotlin sees `InternalException`; panics inside spawned tasks come back as
 //! [`SwarmplexError::Internal`].
 
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use swarmplex::runtime::shared;
 use swarmplex::{ErrorKind, PublicKey, Topic};
+use tokio::sync::watch;
 
 uniffi::setup_scaffolding!();
 
 /// Errors, one variant per stable [`swarmplex::ErrorKind`]; the message is the engine's.
-#[derive(Debug, thiserror::Error, uniffi::Error)]
+#[derive(Debug, Clone, thiserror::Error, uniffi::Error)]
 #[uniffi(flat_error)]
 pub enum SwarmplexError {
     #[error("{0}")]
@@ -79,6 +87,42 @@ where
         Ok(r) => r,
         Err(e) if e.is_panic() => Err(SwarmplexError::Internal("panic in the engine task".into())),
         Err(_) => Err(SwarmplexError::Closed("cancelled".into())),
+    }
+}
+
+fn cancelled() -> SwarmplexError {
+    SwarmplexError::Closed("cancelled".into())
+}
+
+/// The pending calls of one kind on one object, all cancelled at once by [`Pending::cancel`]
+/// (a generation counter: a call sees only cancels made after it started). Later calls run
+/// normally.
+struct Pending(watch::Sender<u64>);
+
+impl Pending {
+    fn new() -> Self {
+        Pending(watch::channel(0).0)
+    }
+
+    fn cancel(&self) {
+        self.0.send_modify(|g| *g = g.wrapping_add(1));
+    }
+
+    /// `fut`, ended early with `Closed("cancelled")` by a later [`Pending::cancel`]. Subscribes
+    /// now (when the call starts), so call it before any `.await`.
+    fn guard<T, F>(&self, fut: F) -> impl Future<Output = Res<T>> + Send + 'static
+    where
+        F: Future<Output = Res<T>> + Send + 'static,
+        T: Send + 'static,
+    {
+        let mut rx = self.0.subscribe();
+        async move {
+            tokio::select! {
+                biased;
+                _ = rx.changed() => Err(cancelled()),
+                r = fut => r,
+            }
+        }
     }
 }
 
@@ -157,10 +201,50 @@ pub struct SwarmOptions {
     /// Listen multiaddrs; `None`: QUIC and TCP on every interface.
     #[uniffi(default = None)]
     pub listen: Option<Vec<String>>,
+    /// Asked once per peer before a connection is accepted; `true` rejects and bans the peer.
+    #[uniffi(default = None)]
+    pub firewall: Option<Arc<dyn Firewall>>,
+}
+
+/// The options of [`Swarm::local`] (loopback listen addresses, mDNS off, `bootstrap` as given),
+/// to adjust before `Swarm(options)`, e.g. to add a firewall.
+#[uniffi::export]
+pub fn local_options(bootstrap: Vec<String>) -> SwarmOptions {
+    let o = swarmplex::SwarmOptions::local(bootstrap);
+    SwarmOptions {
+        bootstrap: o.bootstrap,
+        seed: None,
+        network: o.network,
+        max_peers: None,
+        mdns: o.mdns,
+        listen: o.listen,
+        firewall: None,
+    }
+}
+
+/// Decides whether a peer may connect (the core's `firewall`, Hyperswarm's convention).
+///
+/// Called at most once per remote key, on a blocking-pool thread of the core's runtime (so it may
+/// block); return `true` to **reject** the peer, which is then banned. A callback that throws
+/// rejects the peer.
+#[uniffi::export(with_foreign)]
+pub trait Firewall: Send + Sync {
+    fn reject(&self, remote_public_key: Vec<u8>) -> bool;
+}
+
+fn core_firewall(fw: Arc<dyn Firewall>) -> swarmplex::Firewall {
+    Arc::new(move |key: PublicKey| -> Pin<Box<dyn Future<Output = bool> + Send>> {
+        let fw = fw.clone();
+        Box::pin(async move {
+            // A foreign exception becomes a panic in uniffi's glue: it stays in this blocking
+            // task, and a failed verdict rejects.
+            tokio::task::spawn_blocking(move || fw.reject(key.as_bytes().to_vec())).await.unwrap_or(true)
+        })
+    })
 }
 
 /// How to join a topic.
-#[derive(uniffi::Record, Clone, Copy)]
+#[derive(uniffi::Record, Clone, Copy, Debug, PartialEq, Eq)]
 pub struct JoinOptions {
     #[uniffi(default = true)]
     pub server: bool,
@@ -172,6 +256,52 @@ impl From<JoinOptions> for swarmplex::JoinOptions {
     fn from(o: JoinOptions) -> Self {
         swarmplex::JoinOptions { server: o.server, client: o.client }
     }
+}
+
+impl From<swarmplex::JoinOptions> for JoinOptions {
+    fn from(o: swarmplex::JoinOptions) -> Self {
+        JoinOptions { server: o.server, client: o.client }
+    }
+}
+
+/// A joined topic and how it is joined (see `Swarm.topics`).
+#[derive(uniffi::Record)]
+pub struct TopicStatus {
+    pub topic: Vec<u8>,
+    pub server: bool,
+    pub client: bool,
+}
+
+/// What we know about a connected peer (the core's `PeerInfo`, Hyperswarm's `peerInfo`).
+#[derive(uniffi::Record)]
+pub struct PeerInfo {
+    /// The remote's 32-byte public key.
+    pub public_key: Vec<u8>,
+    /// Topics under which we found this peer as a client (empty for purely incoming peers).
+    pub topics: Vec<Vec<u8>>,
+    /// Whether we look this peer up as a client of some topic.
+    pub client: bool,
+    /// Whether the peer was joined explicitly by key (`joinPeer`/`findPeer`).
+    pub explicit: bool,
+}
+
+impl From<swarmplex::PeerInfo> for PeerInfo {
+    fn from(i: swarmplex::PeerInfo) -> Self {
+        PeerInfo {
+            public_key: i.public_key.as_bytes().to_vec(),
+            topics: i.topics.iter().map(|t| t.0.to_vec()).collect(),
+            client: i.client,
+            explicit: i.explicit,
+        }
+    }
+}
+
+/// Why a connection ended: the stable error kind name (`"closed"`, `"timeout"`, `"reset"`, …,
+/// as `SwarmplexException.kind`) and the engine's message.
+#[derive(uniffi::Record)]
+pub struct CloseReason {
+    pub kind: String,
+    pub message: String,
 }
 
 /// What a swarm reports (see `Swarm.nextEvent`).
@@ -232,6 +362,7 @@ impl Swarm {
             max_peers: options.max_peers.map(|n| n as usize),
             mdns: options.mdns,
             listen: options.listen,
+            firewall: options.firewall.map(core_firewall),
             ..Default::default()
         };
         let inner = swarmplex::Swarm::spawn(opts, shared().handle())?;
@@ -294,6 +425,78 @@ impl Swarm {
         Ok(self.inner.ban(key(&public_key)?)?)
     }
 
+    /// Closes every connection and pauses discovery until `resume()`.
+    pub fn suspend(&self) -> Res<()> {
+        Ok(self.inner.suspend()?)
+    }
+
+    /// Restarts discovery after `suspend()`.
+    pub fn resume(&self) -> Res<()> {
+        Ok(self.inner.resume()?)
+    }
+
+    /// How `topic` is joined, or `None` if it is not.
+    pub async fn status(&self, topic: Vec<u8>) -> Res<Option<JoinOptions>> {
+        let t = self::topic(&topic)?;
+        let s = self.inner.clone();
+        on_core(async move { Ok(s.status(t).await?.map(JoinOptions::from)) }).await
+    }
+
+    /// Every joined topic and how (`listen()` joins the topic derived from our own key, which
+    /// shows here; the hidden lookups of `joinPeer` do not).
+    pub async fn topics(&self) -> Res<Vec<TopicStatus>> {
+        let s = self.inner.clone();
+        on_core(async move {
+            let list = s.topics().await?.into_iter();
+            Ok(list.map(|(t, o)| TopicStatus { topic: t.0.to_vec(), server: o.server, client: o.client }).collect())
+        })
+        .await
+    }
+
+    /// Dials in progress (as of the last `Update` event).
+    pub fn connecting(&self) -> u64 {
+        self.inner.connecting() as u64
+    }
+
+    /// Receives topic messages sent to `topic` (`Message` events; see `Connection.sendMessage`).
+    pub fn join_messages(&self, topic: String) {
+        self.inner.join_messages(&topic)
+    }
+
+    /// Stops receiving topic messages for `topic`.
+    pub fn leave_messages(&self, topic: String) {
+        self.inner.leave_messages(&topic)
+    }
+
+    /// Starts finding the peer with this 32-byte key (through its `listen()` announce) and
+    /// connecting to it; it is then kept like `joinPeer` (call `leavePeer` to stop). Returns at
+    /// once: take the connection with `PeerSearch.connection()`, stop with `cancel()`. With
+    /// `timeout_ms`, the search fails with `Timeout` after that long.
+    pub fn find_peer(&self, public_key: Vec<u8>, timeout_ms: Option<u64>) -> Res<Arc<PeerSearch>> {
+        let key = key(&public_key)?;
+        let s = self.inner.clone();
+        let result = Arc::new(watch::channel(None).0);
+        let publish = result.clone();
+        let task = shared().spawn(async move {
+            let r = match timeout_ms {
+                Some(ms) => match tokio::time::timeout(Duration::from_millis(ms), s.find_peer(key)).await {
+                    Ok(r) => r.map_err(SwarmplexError::from),
+                    Err(_) => Err(SwarmplexError::Timeout(format!("peer not found within {ms} ms"))),
+                },
+                None => s.find_peer(key).await.map_err(SwarmplexError::from),
+            };
+            PeerSearch::settle(&publish, r.map(Connection::wrap));
+        });
+        Ok(Arc::new(PeerSearch { result, task: task.abort_handle(), _live: Live::new() }))
+    }
+
+    /// Events through a handle whose `cancel()` ends a pending `next()` at once (for callers
+    /// that cannot drop a pending call). One event queue per swarm: one consumer at a time.
+    pub fn subscribe(&self) -> Arc<EventSubscription> {
+        let (cancel, _) = watch::channel(false);
+        Arc::new(EventSubscription { swarm: self.inner.clone(), cancel, _live: Live::new() })
+    }
+
     /// The next event, or `None` once the swarm is destroyed. Cancelling the call loses nothing.
     pub async fn next_event(&self) -> Option<SwarmEvent> {
         // Only a channel receive (tokio sync primitives need no runtime): polled in place so a
@@ -310,6 +513,89 @@ impl Swarm {
             Ok(())
         })
         .await;
+    }
+}
+
+/// A swarm's events, pulled with `next()`; `cancel()` ends it (see `Swarm.subscribe`).
+#[derive(uniffi::Object)]
+pub struct EventSubscription {
+    swarm: swarmplex::Swarm,
+    cancel: watch::Sender<bool>,
+    _live: Live,
+}
+
+#[uniffi::export]
+impl EventSubscription {
+    /// The next event; `None` once the swarm is destroyed or the subscription cancelled.
+    /// A cancelled call takes no event from the queue.
+    pub async fn next(&self) -> Option<SwarmEvent> {
+        let mut cancelled = self.cancel.subscribe();
+        // Polled in place like `Swarm.nextEvent` (a channel receive, cancel-safe).
+        tokio::select! {
+            biased;
+            _ = cancelled.wait_for(|c| *c) => None,
+            e = self.swarm.next_event() => e.map(SwarmEvent::from),
+        }
+    }
+
+    /// Ends the subscription: a pending `next()` returns `None` at once, and so do later ones.
+    pub fn cancel(&self) {
+        self.cancel.send_replace(true);
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        *self.cancel.borrow()
+    }
+}
+
+/// A search for a peer by key, started by `Swarm.findPeer`. Freeing it stops the search.
+#[derive(uniffi::Object)]
+pub struct PeerSearch {
+    result: Arc<watch::Sender<Option<Res<Arc<Connection>>>>>,
+    task: tokio::task::AbortHandle,
+    _live: Live,
+}
+
+impl PeerSearch {
+    /// Records the outcome unless there already is one (the first of finish/cancel wins).
+    fn settle(result: &watch::Sender<Option<Res<Arc<Connection>>>>, r: Res<Arc<Connection>>) {
+        result.send_if_modified(|slot| {
+            if slot.is_some() {
+                return false;
+            }
+            *slot = Some(r);
+            true
+        });
+    }
+}
+
+impl Drop for PeerSearch {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+#[uniffi::export]
+impl PeerSearch {
+    /// Waits for the connection to the peer. Fails with `Timeout` when the search's timeout
+    /// passed, `Closed("cancelled")` after `cancel()`, or the engine's error. Callable again: the
+    /// outcome stays.
+    pub async fn connection(&self) -> Res<Arc<Connection>> {
+        let mut rx = self.result.subscribe();
+        // Polled in place (a watch receive; the search itself runs on the core runtime).
+        let r = match rx.wait_for(|r| r.is_some()).await {
+            Ok(r) => r.clone(),
+            Err(_) => None,
+        };
+        r.unwrap_or_else(|| Err(cancelled()))
+    }
+
+    /// Stops the search: a pending `connection()` fails with `Closed("cancelled")` at once
+    /// (no-op if it already finished). The peer stays joined: call `Swarm.leavePeer` to stop
+    /// reconnecting to it.
+    pub fn cancel(&self) {
+        self.task.abort();
+        Self::settle(&self.result, Err(cancelled()));
     }
 }
 
@@ -347,12 +633,16 @@ impl Discovery {
 #[derive(uniffi::Object)]
 pub struct Connection {
     inner: swarmplex::Connection,
+    /// One handle for the socket, so `cancelReads()` reaches reads made through `socket()`.
+    socket: Arc<Stream>,
+    waits: Pending,
     _live: Live,
 }
 
 impl Connection {
     fn wrap(c: swarmplex::Connection) -> Arc<Self> {
-        Arc::new(Connection { inner: c, _live: Live::new() })
+        let socket = Stream::wrap(c.socket());
+        Arc::new(Connection { inner: c, socket, waits: Pending::new(), _live: Live::new() })
     }
 }
 
@@ -375,9 +665,14 @@ impl Connection {
         self.inner.is_closed()
     }
 
-    /// The session's default byte stream.
+    /// What we know about the peer now (its topics grow as it is found under more of them).
+    pub fn peer_info(&self) -> PeerInfo {
+        self.inner.peer_info().into()
+    }
+
+    /// The session's default byte stream (the same handle every time).
     pub fn socket(&self) -> Arc<Stream> {
-        Stream::wrap(self.inner.socket())
+        self.socket.clone()
     }
 
     /// Opens a named stream; the remote takes it with `receiveStream(name)`.
@@ -386,10 +681,41 @@ impl Connection {
         on_core(async move { Ok(Stream::wrap(c.create_stream(&name).await?)) }).await
     }
 
-    /// Waits for the remote's `createStream(name)`.
+    /// Waits for the remote's `createStream(name)` (ended by `cancelWaits()`).
     pub async fn receive_stream(&self, name: String) -> Res<Arc<Stream>> {
         let c = self.inner.clone();
-        on_core(async move { Ok(Stream::wrap(c.receive_stream(&name).await?)) }).await
+        on_core(self.waits.guard(async move { Ok(Stream::wrap(c.receive_stream(&name).await?)) })).await
+    }
+
+    /// A stream both sides ask for by the same name and get the two ends of, whichever asks
+    /// first. The follower's call resolves only once the leader's side asked too, so call it on
+    /// both sides before awaiting either (ended by `cancelWaits()`).
+    pub async fn create_shared_stream(&self, name: String) -> Res<Arc<Stream>> {
+        let c = self.inner.clone();
+        on_core(self.waits.guard(async move { Ok(Stream::wrap(c.create_shared_stream(&name).await?)) })).await
+    }
+
+    /// Sends one topic message; the remote delivers it (a `Message` event) only if it joined
+    /// `topic` with `joinMessages`.
+    pub async fn send_message(&self, topic: String, data: Vec<u8>) -> Res<()> {
+        let c = self.inner.clone();
+        on_core(async move { Ok(c.send_message(&topic, &data).await?) }).await
+    }
+
+    /// Waits until the session ends and says why; `None` if `cancelWaits()` ended the wait.
+    pub async fn closed(&self) -> Option<CloseReason> {
+        let c = self.inner.clone();
+        let wait = self.waits.guard(async move {
+            let e = c.closed().await;
+            Ok(CloseReason { kind: e.kind().as_str().to_string(), message: e.to_string() })
+        });
+        on_core(wait).await.ok()
+    }
+
+    /// Ends every pending `receiveStream`, `createSharedStream` (with `Closed("cancelled")`)
+    /// and `closed()` (with `None`) made through this handle; later calls work normally.
+    pub fn cancel_waits(&self) {
+        self.waits.cancel()
     }
 
     /// Ends the session (the core's `close`; `close()` frees the handle in Kotlin).
@@ -402,12 +728,14 @@ impl Connection {
 #[derive(uniffi::Object)]
 pub struct Stream {
     inner: swarmplex::Stream,
+    reads: Pending,
+    writes: Pending,
     _live: Live,
 }
 
 impl Stream {
     fn wrap(s: swarmplex::Stream) -> Arc<Self> {
-        Arc::new(Stream { inner: s, _live: Live::new() })
+        Arc::new(Stream { inner: s, reads: Pending::new(), writes: Pending::new(), _live: Live::new() })
     }
 }
 
@@ -417,22 +745,54 @@ impl Stream {
         self.inner.name().to_string()
     }
 
+    /// The remote peer's 32-byte public key.
+    pub fn remote_public_key(&self) -> Vec<u8> {
+        self.inner.remote_public_key().as_bytes().to_vec()
+    }
+
     /// Up to `max` bytes (waits for at least one); empty means the remote ended the stream.
+    /// Ended by `cancelReads()` with `Closed("cancelled")`; nothing is lost then.
     pub async fn read(&self, max: u32) -> Res<Vec<u8>> {
         let s = self.inner.clone();
-        on_core(async move { Ok(s.read(max as usize).await?) }).await
+        on_core(self.reads.guard(async move { Ok(s.read(max as usize).await?) })).await
     }
 
-    /// Writes all of `data`.
+    /// Writes all of `data` (waits while the remote's window is full). Ended by
+    /// `cancelWrites()`.
     pub async fn write(&self, data: Vec<u8>) -> Res<()> {
         let s = self.inner.clone();
-        on_core(async move { Ok(s.write(&data).await?) }).await
+        on_core(self.writes.guard(async move { Ok(s.write(&data).await?) })).await
     }
 
-    /// Ends our side of the stream.
+    /// Ends our side of the stream cleanly: the remote reads everything, then the end.
     pub async fn end(&self) -> Res<()> {
         let s = self.inner.clone();
-        on_core(async move { Ok(s.end().await?) }).await
+        on_core(self.writes.guard(async move { Ok(s.end().await?) })).await
+    }
+
+    /// Aborts our side: the remote's reads fail with `Reset` instead of ending cleanly. Pending
+    /// writes through this handle are cancelled first, so a reset never waits behind them.
+    pub async fn reset(&self) {
+        self.writes.cancel();
+        let s = self.inner.clone();
+        let _ = on_core(async move {
+            s.reset().await;
+            Ok(())
+        })
+        .await;
+    }
+
+    /// Ends every pending `read` made through this handle with `Closed("cancelled")` at once;
+    /// no data is lost and later reads work normally.
+    pub fn cancel_reads(&self) {
+        self.reads.cancel()
+    }
+
+    /// Ends every pending `write`/`end` made through this handle with `Closed("cancelled")`.
+    /// A write cut short may have sent part of its data, so the writing side then fails with
+    /// `Reset` (the core's rule); use it to abandon a stream whose remote stopped reading.
+    pub fn cancel_writes(&self) {
+        self.writes.cancel()
     }
 }
 

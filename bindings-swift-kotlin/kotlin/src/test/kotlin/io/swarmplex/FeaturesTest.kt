@@ -1,0 +1,403 @@
+package io.swarmplex
+
+import io.swarmplex.ffi.Connection
+import io.swarmplex.ffi.JoinOptions
+import io.swarmplex.ffi.Swarm
+import io.swarmplex.ffi.SwarmEvent
+import io.swarmplex.ffi.SwarmplexException
+import io.swarmplex.ffi.Testnet
+import io.swarmplex.ffi.liveHandles
+import io.swarmplex.ffi.localOptions
+import io.swarmplex.ffi.startTestnet
+import io.swarmplex.ffi.topicFromName
+import kotlinx.coroutines.CoroutineScope
+import kotlinx.coroutines.CoroutineStart
+import kotlinx.coroutines.NonCancellable
+import kotlinx.coroutines.async
+import kotlinx.coroutines.cancelAndJoin
+import kotlinx.coroutines.coroutineScope
+import kotlinx.coroutines.flow.first
+import kotlinx.coroutines.flow.toList
+import kotlinx.coroutines.flow.transformWhile
+import kotlinx.coroutines.launch
+import kotlinx.coroutines.runBlocking
+import kotlinx.coroutines.withContext
+import kotlinx.coroutines.withTimeout
+import org.junit.jupiter.api.AfterAll
+import org.junit.jupiter.api.AfterEach
+import org.junit.jupiter.api.Assertions.assertArrayEquals
+import org.junit.jupiter.api.Assertions.assertEquals
+import org.junit.jupiter.api.Assertions.assertFalse
+import org.junit.jupiter.api.Assertions.assertNotNull
+import org.junit.jupiter.api.Assertions.assertNull
+import org.junit.jupiter.api.Assertions.assertTrue
+import org.junit.jupiter.api.BeforeAll
+import org.junit.jupiter.api.BeforeEach
+import org.junit.jupiter.api.Test
+import org.junit.jupiter.api.TestInstance
+import org.junit.jupiter.api.assertThrows
+import java.util.concurrent.ConcurrentLinkedQueue
+
+/**
+ * The API beyond the basics: findPeer, shared streams, topic messages, PeerInfo, status/topics,
+ * suspend/resume, the firewall callback, stream reset, and cancellation of long-lived waits.
+ * Every test runs on a local testnet (127.0.0.1, mDNS off) inside scripts/netns-run.
+ */
+@TestInstance(TestInstance.Lifecycle.PER_CLASS)
+class FeaturesTest {
+    private lateinit var testnet: Testnet
+    private val bootstrap get() = testnet.bootstrap()
+
+    @BeforeAll
+    fun startTestnet() = runBlocking { testnet = startTestnet(3u) }
+
+    @AfterAll
+    fun stopTestnet() = runBlocking { testnet.shutdownAndClose() }
+
+    private var handlesBefore = 0L
+
+    @BeforeEach
+    fun countHandles() {
+        handlesBefore = liveHandles()
+    }
+
+    /** Every test closes what it made: no native handle is left for the garbage collector. */
+    @AfterEach
+    fun noHandleLeft() {
+        assertEquals(handlesBefore, liveHandles(), "native handles left open by the test")
+    }
+
+    private fun <T> run(timeoutMs: Long = 30_000, block: suspend CoroutineScope.() -> T): T =
+        runBlocking { withTimeout(timeoutMs) { block() } }
+
+    /** [n] local swarms, each shut down and closed afterwards whatever happens. */
+    private fun withSwarms(n: Int, block: suspend CoroutineScope.(List<Swarm>) -> Unit) = run {
+        val swarms = List(n) { Swarm.local(bootstrap) }
+        try {
+            block(swarms)
+        } finally {
+            withContext(NonCancellable) { swarms.forEach { it.shutdownAndClose() } }
+        }
+    }
+
+    private suspend fun connectByTopic(a: Swarm, b: Swarm, name: String): Pair<Connection, Connection> = coroutineScope {
+        val topic = topicFromName(name)
+        val ca = async { a.connectionFlow().first() }
+        val cb = async { b.connectionFlow().first() }
+        a.joinAndFlush(topic, server = true, client = false).close()
+        b.join(topic, JoinOptions(server = false, client = true)).close()
+        Pair(ca.await(), cb.await())
+    }
+
+    /** Writes [x] on one end and [y] on the other and checks that each arrives intact. */
+    /** (Writes run beside the reads: flow control blocks a writer nobody reads.) */
+    private suspend fun exchange(one: io.swarmplex.ffi.Stream, other: io.swarmplex.ffi.Stream, x: ByteArray, y: ByteArray) =
+        coroutineScope {
+            val wx = async { one.write(x) }
+            assertArrayEquals(x, other.readExactly(x.size))
+            wx.await()
+            val wy = async { other.write(y) }
+            assertArrayEquals(y, one.readExactly(y.size))
+            wy.await()
+        }
+
+    /** [exchange] over the two connections' sockets (each socket handle closed afterwards). */
+    private suspend fun exchangeOnSockets(one: Connection, other: Connection, x: ByteArray, y: ByteArray) =
+        one.socket().use { s1 -> other.socket().use { s2 -> exchange(s1, s2, x, y) } }
+
+    private fun bytes(n: Int, seed: Int) = ByteArray(n) { ((it * 31 + seed) % 251).toByte() }
+
+    /** A valid public key nobody answers to: a swarm's, after it was shut down. */
+    private suspend fun goneKey(): ByteArray {
+        val s = Swarm.local(bootstrap)
+        val key = s.publicKey()
+        s.shutdownAndClose()
+        return key
+    }
+
+    private inline fun millis(block: () -> Unit): Long {
+        val t0 = System.nanoTime()
+        block()
+        return (System.nanoTime() - t0) / 1_000_000
+    }
+
+    @Test
+    fun `findPeer connects by public key and carries data both ways`() = withSwarms(2) { (a, b) ->
+        b.listen()
+        b.flush()
+        val atB = async { b.connectionFlow().first() }
+        val ca = a.connectTo(b.publicKey().toHex().hexToBytes(), timeoutMs = 20_000)
+        val cb = atB.await()
+        assertArrayEquals(b.publicKey(), ca.remotePublicKey())
+        assertArrayEquals(a.publicKey(), cb.remotePublicKey())
+        assertArrayEquals(ca.handshakeHash(), cb.handshakeHash())
+        exchangeOnSockets(ca, cb, "to b".toByteArray(), bytes(300_000, 1))
+        // The finder joined b explicitly; b only saw an incoming peer.
+        val infoA = ca.peerInfo()
+        assertArrayEquals(b.publicKey(), infoA.publicKey)
+        assertTrue(infoA.explicit)
+        assertFalse(cb.peerInfo().explicit)
+        assertArrayEquals(a.publicKey(), cb.peerInfo().publicKey)
+        // Finding a connected peer again returns the same session at once.
+        a.findPeer(b.publicKey(), 5_000u).use { again ->
+            again.connection().use { assertArrayEquals(ca.handshakeHash(), it.handshakeHash()) }
+        }
+        a.leavePeer(b.publicKey())
+        listOf(ca, cb).forEach { it.close() }
+    }
+
+    @Test
+    fun `findPeer times out, cancels at once, and frees its handle`() = withSwarms(1) { (a) ->
+        val nobody = goneKey()
+        val timeout = assertThrows<SwarmplexException.Timeout> { a.connectTo(nobody, timeoutMs = 300) }
+        assertEquals("timeout", timeout.kind)
+        assertThrows<SwarmplexException.InvalidInput> { a.findPeer(ByteArray(7), null) }
+        assertThrows<SwarmplexException.InvalidInput> { a.connectTo(a.publicKey()) } // yourself
+        assertThrows<SwarmplexException.InvalidInput> { a.connectTo(nobody, timeoutMs = -1) }
+        assertThrows<SwarmplexException.InvalidInput> { "0g".hexToBytes() }
+        assertThrows<SwarmplexException.InvalidInput> { "abc".hexToBytes() }
+
+        val handles = liveHandles()
+        // cancel() ends a pending connection() with Closed("cancelled"), and later calls too.
+        a.findPeer(nobody, null).use { search ->
+            val pending = async(start = CoroutineStart.UNDISPATCHED) { runCatching { search.connection() } }
+            val ms = millis { search.cancel(); pending.await() }
+            val e = pending.await().exceptionOrNull()
+            assertTrue(e is SwarmplexException.Closed && e.message!!.contains("cancelled"), "$e")
+            assertTrue(ms < 2_000, "cancel took $ms ms")
+            assertThrows<SwarmplexException.Closed> { search.connection() }
+        }
+        // Cancelling the coroutine cancels the search and frees the handle.
+        val job = launch(start = CoroutineStart.UNDISPATCHED) { a.connectTo(nobody) }
+        assertTrue(job.isActive)
+        val ms = millis { job.cancelAndJoin() }
+        assertTrue(ms < 2_000, "coroutine cancel took $ms ms")
+        assertEquals(handles, liveHandles(), "native handles after cancelled searches")
+        a.leavePeer(nobody)
+    }
+
+    @Test
+    fun `shared streams meet whichever side asks first and carry data both ways`() = withSwarms(2) { (a, b) ->
+        val (ca, cb) = connectByTopic(a, b, "kotlin-shared-streams")
+        for ((name, first, second) in listOf(Triple("chat", ca, cb), Triple("files", cb, ca))) {
+            // Both sides ask before either awaits (the follower's call needs the leader's).
+            val x = async(start = CoroutineStart.UNDISPATCHED) { first.createSharedStream(name) }
+            val y = async(start = CoroutineStart.UNDISPATCHED) { second.createSharedStream(name) }
+            val (sx, sy) = Pair(x.await(), y.await())
+            assertEquals(name, sx.name())
+            assertEquals(name, sy.name())
+            assertArrayEquals(second.remotePublicKey(), sy.remotePublicKey())
+            exchange(sx, sy, "$name one way".toByteArray(), bytes(200_000, name.length))
+            listOf(sx, sy).forEach { it.close() }
+        }
+        listOf(ca, cb).forEach { it.close() }
+    }
+
+    /** b's topic messages until [done] says stop (that one included). */
+    private suspend fun Swarm.messagesUntil(done: (SwarmEvent.Message) -> Boolean): List<SwarmEvent.Message> =
+        messageFlow().transformWhile { emit(it); !done(it) }.toList()
+
+    @Test
+    fun `topic messages reach only joined topics, both ways, and stop after leave`() = withSwarms(2) { (a, b) ->
+        val (ca, cb) = connectByTopic(a, b, "kotlin-messages")
+        b.joinMessages("chat")
+        b.joinMessages("sync")
+        ca.sendMessage("other", "not for you".toByteArray())
+        ca.sendMessage("chat", "hello 1".toByteArray())
+        val big = bytes(100_000, 7)
+        ca.sendMessage("chat", big)
+        ca.sendMessage("sync", "marker 1".toByteArray())
+        val want = setOf("hello 1", "marker 1")
+        val seen = mutableSetOf<String>()
+        var gotBig = false
+        val got = b.messagesUntil { m ->
+            if (m.data.size == big.size) gotBig = true else seen.add(String(m.data))
+            seen.containsAll(want) && gotBig
+        }
+        for (m in got) {
+            assertArrayEquals(a.publicKey(), m.remote)
+            assertTrue(m.topic == "chat" || m.topic == "sync", "delivered a message for ${m.topic}")
+        }
+        assertArrayEquals(big, got.first { it.data.size == big.size }.data)
+        // The other way.
+        a.joinMessages("chat")
+        cb.sendMessage("chat", "reply from b".toByteArray())
+        val reply = a.messageFlow().first()
+        assertEquals("chat", reply.topic)
+        assertEquals("reply from b", String(reply.data))
+        assertArrayEquals(b.publicKey(), reply.remote)
+        // After leaving, "chat" is dropped while "sync" still arrives.
+        b.leaveMessages("chat")
+        ca.sendMessage("chat", "after leave".toByteArray())
+        ca.sendMessage("sync", "marker 2".toByteArray())
+        val later = b.messagesUntil { String(it.data) == "marker 2" }
+        assertTrue(later.none { it.topic == "chat" }, "chat delivered after leave: ${later.map { String(it.data) }}")
+        assertThrows<SwarmplexException.InvalidInput> { ca.sendMessage("x".repeat(2000), ByteArray(1)) }
+        listOf(ca, cb).forEach { it.close() }
+    }
+
+    @Test
+    fun `peer info, status and topics describe what was joined`() = withSwarms(2) { (a, b) ->
+        val name = "kotlin-status"
+        val topic = topicFromName(name)
+        val (ca, cb) = connectByTopic(a, b, name)
+        // b found a as a client of the topic; a only saw an incoming peer.
+        val infoB = cb.peerInfo()
+        assertArrayEquals(a.publicKey(), infoB.publicKey)
+        assertEquals(listOf(topic.toHex()), infoB.topics.map { it.toHex() })
+        assertTrue(infoB.client)
+        assertFalse(infoB.explicit)
+        val infoA = ca.peerInfo()
+        assertTrue(infoA.topics.isEmpty())
+        assertFalse(infoA.client)
+
+        assertEquals(JoinOptions(server = true, client = false), a.status(topic))
+        assertEquals(JoinOptions(server = false, client = true), b.status(topic))
+        assertNull(a.status(topicFromName("never joined")))
+        val other = topicFromName("kotlin-status-2")
+        a.join(other, JoinOptions()).close()
+        val topics = a.topics().associate { it.topic.toHex() to Pair(it.server, it.client) }
+        assertEquals(mapOf(topic.toHex() to Pair(true, false), other.toHex() to Pair(true, true)), topics)
+        a.leave(other)
+        assertNull(a.status(other))
+        assertEquals(listOf(topic.toHex()), a.topics().map { it.topic.toHex() })
+        assertThrows<SwarmplexException.InvalidInput> { a.status(ByteArray(3)) }
+        listOf(ca, cb).forEach { it.close() }
+    }
+
+    @Test
+    fun `suspend closes connections and resume reconnects`() = withSwarms(2) { (a, b) ->
+        val (ca, cb) = connectByTopic(a, b, "kotlin-suspend")
+        val disconnected = async(start = CoroutineStart.UNDISPATCHED) {
+            a.eventsOf<SwarmEvent.Disconnected>().first()
+        }
+        b.suspend()
+        val reason = cb.closed()
+        assertNotNull(reason)
+        assertEquals("closed", reason!!.kind)
+        assertTrue(cb.isClosed())
+        assertArrayEquals(b.publicKey(), disconnected.await().remote)
+        cb.socket().use { assertThrows<SwarmplexException.Closed> { it.write("x".toByteArray()) } }
+
+        val again = async { b.connectionFlow().first() }
+        val againA = async { a.connectionFlow().first() }
+        b.resume()
+        val (cb2, ca2) = Pair(again.await(), againA.await())
+        assertFalse(cb2.handshakeHash().contentEquals(cb.handshakeHash()), "a new session")
+        exchangeOnSockets(cb2, ca2, "back".toByteArray(), "welcome back".toByteArray())
+        listOf(ca, cb, ca2, cb2).forEach { it.close() }
+    }
+
+    @Test
+    fun `a firewall rejects and bans, a throwing one rejects, an allowing one admits`() = run {
+        val client = Swarm.local(bootstrap)
+        val asked = ConcurrentLinkedQueue<String>()
+        val rejecting = Swarm(localOptions(bootstrap).copy(firewall = firewall { asked.add(it.toHex()); true }))
+        val throwing = Swarm(localOptions(bootstrap).copy(firewall = firewall { throw IllegalStateException("firewall bug") }))
+        val admitted = ConcurrentLinkedQueue<String>()
+        val allowing = Swarm(localOptions(bootstrap).copy(firewall = firewall { admitted.add(it.toHex()); false }))
+        try {
+            for ((server, name) in listOf(rejecting to "kotlin-fw-reject", throwing to "kotlin-fw-throw")) {
+                val topic = topicFromName(name)
+                server.joinAndFlush(topic, server = true, client = false).close()
+                val ban = async { server.eventsOf<SwarmEvent.Ban>().first() }
+                client.join(topic, JoinOptions(server = false, client = true)).close()
+                assertArrayEquals(client.publicKey(), ban.await().remote)
+            }
+            assertEquals(listOf(client.publicKey().toHex()), asked.toList(), "asked once, about the client")
+            assertTrue(rejecting.connections().isEmpty())
+
+            val (cs, cc) = connectByTopic(allowing, client, "kotlin-fw-allow")
+            assertEquals(listOf(client.publicKey().toHex()), admitted.toList())
+            exchangeOnSockets(cs, cc, "let in".toByteArray(), bytes(50_000, 3))
+            listOf(cs, cc).forEach { it.close() }
+        } finally {
+            withContext(NonCancellable) {
+                listOf(client, rejecting, throwing, allowing).forEach { it.shutdownAndClose() }
+            }
+        }
+    }
+
+    @Test
+    fun `reset is an error for the remote, not an end`() = withSwarms(2) { (a, b) ->
+        val (ca, cb) = connectByTopic(a, b, "kotlin-reset")
+        val incoming = async { cb.receiveStream("r") }
+        val out = ca.createStream("r")
+        val inc = incoming.await()
+        exchange(out, inc, "partial".toByteArray(), "answer".toByteArray())
+        out.write("last words".toByteArray())
+        out.reset()
+        assertEquals("last words", String(inc.readExactly(10)))
+        val e = assertThrows<SwarmplexException.Reset> { inc.readSome() }
+        assertEquals("reset", e.kind)
+        listOf(out, inc, ca, cb).forEach { it.close() }
+    }
+
+    @Test
+    fun `cancelling a blocked read returns at once, loses nothing and frees its handles`() = withSwarms(2) { (a, b) ->
+        val (ca, cb) = connectByTopic(a, b, "kotlin-cancel-read")
+        val (sa, sb) = Pair(ca.socket(), cb.socket())
+        val handles = liveHandles()
+        // A coroutine blocked in a read, cancelled.
+        val job = launch(start = CoroutineStart.UNDISPATCHED) { sa.readSome() }
+        assertTrue(job.isActive, "the read is pending")
+        val ms = millis { job.cancelAndJoin() }
+        assertTrue(ms < 2_000, "cancel took $ms ms")
+        // A collector of chunks, cancelled.
+        val collector = launch(start = CoroutineStart.UNDISPATCHED) { sa.chunks().collect { } }
+        collector.cancelAndJoin()
+        // cancelReads() ends a pending read with Closed("cancelled").
+        val pending = async(start = CoroutineStart.UNDISPATCHED) { runCatching { sa.read(16u) } }
+        sa.cancelReads()
+        val e = pending.await().exceptionOrNull()
+        assertTrue(e is SwarmplexException.Closed && e.message!!.contains("cancelled"), "$e")
+        assertEquals(handles, liveHandles(), "native handles after cancelled reads")
+        // Nothing was lost: the stream still works both ways.
+        exchange(sb, sa, "after the cancels".toByteArray(), "still here".toByteArray())
+
+        // Connection waits: cancelWaits() ends receiveStream (error) and closed() (null).
+        val waiting = async(start = CoroutineStart.UNDISPATCHED) { runCatching { ca.receiveStream("never") } }
+        val closing = async(start = CoroutineStart.UNDISPATCHED) { ca.closed() }
+        ca.cancelWaits()
+        assertTrue(waiting.await().exceptionOrNull() is SwarmplexException.Closed)
+        assertNull(closing.await())
+        assertFalse(ca.isClosed())
+
+        // cancelWrites() ends a write the remote does not read (it blocks on flow control).
+        val incoming = async { cb.receiveStream("sink") }
+        val sink = ca.createStream("sink")
+        val sinkIn = incoming.await()
+        val writing = async(start = CoroutineStart.UNDISPATCHED) { runCatching { sink.write(ByteArray(64 shl 20)) } }
+        sinkIn.readExactly(1000) // the write is under way; now nobody reads
+        sink.cancelWrites()
+        val w = writing.await().exceptionOrNull()
+        assertTrue(w is SwarmplexException.Closed && w.message!!.contains("cancelled"), "$w")
+        assertThrows<SwarmplexException.Reset> { sink.write(ByteArray(1)) } // a cut write poisons the side
+        listOf(sink, sinkIn, sa, sb, ca, cb).forEach { it.close() }
+    }
+
+    @Test
+    fun `cancelling an event subscription returns at once and frees it`() = run {
+        // No bootstrap, nothing joined: this swarm has no events, so every wait below blocks.
+        val s = Swarm.local(emptyList())
+        try {
+            val handles = liveHandles()
+            val job = launch(start = CoroutineStart.UNDISPATCHED) { s.eventFlow().collect { } }
+            assertTrue(job.isActive, "the collector is waiting")
+            val ms = millis { job.cancelAndJoin() }
+            assertTrue(ms < 2_000, "cancel took $ms ms")
+            assertEquals(handles, liveHandles(), "the flow freed its subscription")
+
+            s.subscribe().use { sub ->
+                val next = async(start = CoroutineStart.UNDISPATCHED) { sub.next() }
+                sub.cancel()
+                assertNull(next.await())
+                assertTrue(sub.isCancelled())
+                assertNull(sub.next(), "a cancelled subscription stays ended")
+            }
+            assertEquals(handles, liveHandles())
+        } finally {
+            withContext(NonCancellable) { s.shutdownAndClose() }
+        }
+    }
+}
