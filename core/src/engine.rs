@@ -11,11 +11,10 @@ use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
 use futures::stream::FuturesUnordered;
-use futures::{FutureExt, StreamExt};
+use futures::{AsyncWriteExt, FutureExt, StreamExt};
 use libp2p::kad::{self, GetProvidersOk, QueryId, QueryResult};
 use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
-use futures::AsyncWriteExt;
 use libp2p::core::transport::ListenerId;
 use libp2p::multiaddr::Protocol;
 use libp2p::swarm::{ConnectionId, DialError, NetworkBehaviour, SwarmEvent as P2pEvent};
@@ -460,7 +459,7 @@ impl Engine {
             Command::Connect { addr, reply } => {
                 // A relayed address: libp2p's relay client cannot dial it while the relay itself
                 // is still being dialed, so connect to the relay first and dial the circuit then.
-                if let Some(relay) = relay_of(&addr).filter(|r| !self.conns.values().any(|c| c.peer == *r && !c.relayed)) {
+                if let Some(relay) = relay_of(&addr).filter(|r| self.direct_addr(*r).is_none()) {
                     let mut base = addr.clone();
                     while base.iter().any(|p| p == Protocol::P2pCircuit) {
                         base.pop();
@@ -886,9 +885,19 @@ impl Engine {
 
     fn relay_settled(&mut self, pid: PeerId) {
         self.relays_settled.insert(pid);
+        self.answer_settle_waiters(pid);
+    }
+
+    /// Answers the `connect` callers waiting on `pid`'s reservation, settled or not.
+    fn answer_settle_waiters(&mut self, pid: PeerId) {
         for (w, c) in self.settle_waiters.remove(&pid).unwrap_or_default() {
             let _ = w.send(Ok(c));
         }
+    }
+
+    /// The remote address of a direct (not relayed) connection to `pid`, if there is one.
+    fn direct_addr(&self, pid: PeerId) -> Option<Multiaddr> {
+        self.conns.values().find(|c| c.peer == pid && !c.relayed).map(|c| c.addr.clone())
     }
 
     /// Reserves a slot on `pid`'s relay, over a direct connection we have to it.
@@ -896,12 +905,8 @@ impl Engine {
         if self.reservations.values().any(|r| *r == pid) {
             return;
         }
-        let Some(addr) = self.conns.values().find(|c| c.peer == pid && !c.relayed).map(|c| c.addr.clone()) else {
-            return;
-        };
-        let mut circuit = strip_p2p(addr);
-        circuit.push(Protocol::P2p(pid));
-        circuit.push(Protocol::P2pCircuit);
+        let Some(addr) = self.direct_addr(pid) else { return };
+        let circuit = circuit_via(addr, pid);
         match self.swarm.listen_on(circuit.clone()) {
             Ok(id) => {
                 tracing::debug!(%circuit, "reserving a relay slot");
@@ -978,14 +983,7 @@ impl Engine {
         // Direct first (the addresses `via` saw), with the relay as fallback after a head start
         // or as soon as the direct dial fails; relay at once when there is nothing direct.
         let direct: Vec<Multiaddr> = offer.addrs.into_iter().filter(|a| !is_relayed(a)).collect();
-        let via_addr = self.conns.values().find(|c| c.peer == via && !c.relayed).map(|c| c.addr.clone());
-        let circuit = via_addr.filter(|_| offer.relayed).map(|base| {
-            let mut circuit = strip_p2p(base);
-            circuit.push(Protocol::P2p(via));
-            circuit.push(Protocol::P2pCircuit);
-            circuit.push(Protocol::P2p(pid));
-            circuit
-        });
+        let circuit = self.direct_addr(via).filter(|_| offer.relayed).map(|base| circuit_via(base, via).with(Protocol::P2p(pid)));
         for a in direct.iter().rev() {
             self.swarm.behaviour_mut().substreams.add_address(pid, a.clone());
         }
@@ -1351,11 +1349,7 @@ impl Engine {
                 }
                 self.relay_fallback.remove(&pid);
             }
-            Timer::RelaySettle(pid) => {
-                for (w, c) in self.settle_waiters.remove(&pid).unwrap_or_default() {
-                    let _ = w.send(Ok(c));
-                }
-            }
+            Timer::RelaySettle(pid) => self.answer_settle_waiters(pid),
         }
     }
 
@@ -1398,11 +1392,7 @@ impl Engine {
                 if let Some(relay) = self.reservations.remove(&listener_id) {
                     tracing::debug!(%relay, "relay reservation ended");
                     self.relays_settled.remove(&relay);
-                    if let Some(waiting) = self.settle_waiters.remove(&relay) {
-                        for (w, c) in waiting {
-                            let _ = w.send(Ok(c));
-                        }
-                    }
+                    self.answer_settle_waiters(relay);
                 }
             }
             P2pEvent::ListenerError { listener_id, error } => {
@@ -1575,6 +1565,11 @@ fn relay_of(addr: &Multiaddr) -> Option<PeerId> {
 
 fn is_relayed(addr: &Multiaddr) -> bool {
     addr.iter().any(|p| p == Protocol::P2pCircuit)
+}
+
+/// The relay address `<addr>/p2p/<relay>/p2p-circuit` of `relay`, reached at `addr`.
+fn circuit_via(addr: Multiaddr, relay: PeerId) -> Multiaddr {
+    strip_p2p(addr).with(Protocol::P2p(relay)).with(Protocol::P2pCircuit)
 }
 
 /// `addr` without a trailing `/p2p/<peer>`.
