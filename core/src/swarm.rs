@@ -1,7 +1,7 @@
 //! The [`Swarm`] handle: what applications and bindings hold.
 
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -82,6 +82,9 @@ struct Inner {
     key_pair: KeyPair,
     message_topics: Arc<Mutex<HashSet<String>>>,
     connecting: Arc<AtomicUsize>,
+    /// Set when `destroy` starts: every later call fails with `Closed`, even before the
+    /// engine has dropped its end of `cmd`.
+    destroyed: AtomicBool,
 }
 
 impl Drop for Inner {
@@ -160,6 +163,7 @@ impl Swarm {
                 key_pair,
                 message_topics,
                 connecting,
+                destroyed: AtomicBool::new(false),
             }),
         })
     }
@@ -180,6 +184,9 @@ impl Swarm {
     }
 
     fn send(&self, cmd: Command) -> Result<()> {
+        if self.inner.destroyed.load(Ordering::Acquire) {
+            return Err(Error::closed());
+        }
         self.inner.cmd.send(cmd).map_err(|_| Error::closed())
     }
 
@@ -321,7 +328,8 @@ impl Swarm {
     /// Closes every connection (the remotes see it within milliseconds) and stops the engine.
     pub async fn destroy(&self) {
         let (tx, rx) = oneshot::channel();
-        if self.send(Command::Destroy { reply: Some(tx) }).is_ok() {
+        self.inner.destroyed.store(true, Ordering::Release);
+        if self.inner.cmd.send(Command::Destroy { reply: Some(tx) }).is_ok() {
             let _ = rx.await;
         }
     }
