@@ -93,6 +93,9 @@ pub(crate) enum Command {
     Connect { addr: Multiaddr, reply: ConnectReply },
     /// Listen on one more address; replies with the bound address.
     ListenOn { addr: Multiaddr, reply: oneshot::Sender<Result<Multiaddr>> },
+    /// Close the listener bound to `addr` (an address `ListenOn` replied with); replies once
+    /// the socket is closed.
+    StopListening { addr: Multiaddr, reply: oneshot::Sender<Result<()>> },
     /// Ask `via` (or a random connected peer) for another peer and connect to it.
     GetNewPeer { via: Option<PublicKey>, reply: ConnectReply },
     Suspend,
@@ -117,6 +120,8 @@ pub(crate) enum Internal {
     SessionEnded { conn: ConnectionId, session_id: [u8; 16], reason: Error },
     /// A peer we asked for a new peer answered (or failed to).
     ExchangeAnswer { via: PeerId, result: Result<exchange::Answer>, reply: ConnectReply },
+    /// A peer-exchange request from `asker` was read: choose what to offer.
+    ExchangeChoose { asker: PeerId, exclude: HashSet<PublicKey>, reply: oneshot::Sender<exchange::Answer> },
 }
 
 enum Timer {
@@ -228,6 +233,9 @@ pub(crate) struct Engine {
     /// ... and, once it is up, for our relay reservation on that peer to settle.
     settle_waiters: HashMap<PeerId, Vec<(ConnectReply, Connection)>>,
     listen_replies: HashMap<ListenerId, oneshot::Sender<Result<Multiaddr>>>,
+    /// The addresses each listener is bound to, and `StopListening` calls awaiting a close.
+    listener_addrs: HashMap<ListenerId, Vec<Multiaddr>>,
+    unlisten_replies: HashMap<ListenerId, oneshot::Sender<Result<()>>>,
     /// Our relay reservations (listener → relay) and which relays are settled.
     reservations: HashMap<ListenerId, PeerId>,
     relays_settled: HashSet<PeerId>,
@@ -279,6 +287,8 @@ impl Engine {
             dial_waiters: HashMap::new(),
             settle_waiters: HashMap::new(),
             listen_replies: HashMap::new(),
+            listener_addrs: HashMap::new(),
+            unlisten_replies: HashMap::new(),
             reservations: HashMap::new(),
             relays_settled: HashSet::new(),
             reserved_here: HashSet::new(),
@@ -494,6 +504,17 @@ impl Engine {
                     let _ = reply.send(Err(Error::InvalidInput(format!("listen on {addr}: {e}"))));
                 }
             },
+            Command::StopListening { addr, reply } => {
+                let found = self.listener_addrs.iter().find(|(_, addrs)| addrs.contains(&addr)).map(|(id, _)| *id);
+                match found {
+                    Some(id) if self.swarm.remove_listener(id) => {
+                        self.unlisten_replies.insert(id, reply);
+                    }
+                    _ => {
+                        let _ = reply.send(Err(Error::InvalidInput(format!("not listening on {addr}"))));
+                    }
+                }
+            }
             Command::GetNewPeer { via, reply } => self.ask_for_peer(via, reply),
             Command::Suspend => self.suspend(),
             Command::Resume => self.resume(),
@@ -896,6 +917,12 @@ impl Engine {
     }
 
     /// The remote address of a direct (not relayed) connection to `pid`, if there is one.
+    /// Drops an address we no longer listen on from what we advertise.
+    fn forget_listen_addr(&mut self, address: &Multiaddr) {
+        self.listen_addrs.retain(|a| a != address);
+        self.swarm.remove_external_address(address);
+    }
+
     fn direct_addr(&self, pid: PeerId) -> Option<Multiaddr> {
         self.conns.values().find(|c| c.peer == pid && !c.relayed).map(|c| c.addr.clone())
     }
@@ -1032,23 +1059,18 @@ impl Engine {
             return; // dropping the stream resets it: the asker gets an error
         }
         served.1 += 1;
-        let candidates: Vec<Candidate> = self
-            .peers
-            .iter()
-            .filter(|(id, p)| **id != pid && p.session.is_some())
-            .map(|(id, p)| Candidate {
-                key: p.key,
-                reserved: self.reserved_here.contains(id),
-                addrs: self.swarm.behaviour().substreams.addresses(id).into_iter().filter(|a| !is_relayed(a)).collect(),
-            })
-            .collect();
-        let unit: f64 = rand::thread_rng().r#gen();
+        // The offer is chosen once the request has arrived, by the loop (`ExchangeChoose`): by
+        // then a peer whose session or relay reservation was settling when the stream opened
+        // counts.
+        let report = self.ctx.report.clone();
         tokio::spawn(async move {
             let serve = async {
                 let req = Request::read(&mut stream).await?;
                 let mut exclude: HashSet<PublicKey> = req.exclude.into_iter().collect();
                 exclude.insert(key);
-                let answer = exchange::choose(&candidates, &exclude, unit);
+                let (tx, rx) = oneshot::channel();
+                let _ = report.send(Internal::ExchangeChoose { asker: pid, exclude, reply: tx });
+                let answer = rx.await.map_err(|_| std::io::Error::other("swarm closed"))?;
                 stream.write_all(&exchange::encode_answer(&answer)).await?;
                 stream.close().await
             };
@@ -1056,6 +1078,24 @@ impl Engine {
                 tracing::debug!("peer-exchange request: {e}");
             }
         });
+    }
+
+    /// The peer to offer `asker`: one we have a session with (or a direct connection whose
+    /// session handshake is under way), not in `exclude`, preferring peers that hold a relay
+    /// reservation with us.
+    fn choose_offer(&self, asker: PeerId, exclude: &HashSet<PublicKey>) -> exchange::Answer {
+        let settling = |id: &PeerId| self.conns.values().any(|c| c.peer == *id && c.handshaking && !c.relayed);
+        let candidates: Vec<Candidate> = self
+            .peers
+            .iter()
+            .filter(|(id, p)| **id != asker && !p.banned && (p.session.is_some() || settling(id)))
+            .map(|(id, p)| Candidate {
+                key: p.key,
+                reserved: self.reserved_here.contains(id),
+                addrs: self.swarm.behaviour().substreams.addresses(id).into_iter().filter(|a| !is_relayed(a)).collect(),
+            })
+            .collect();
+        exchange::choose(&candidates, exclude, rand::thread_rng().r#gen())
     }
 
     fn end_session(&mut self, pid: PeerId, reason: Error, close_transport: bool) {
@@ -1234,6 +1274,9 @@ impl Engine {
                 }
             }
             Internal::ExchangeAnswer { via, result, reply } => self.on_exchange_answer(via, result, reply),
+            Internal::ExchangeChoose { asker, exclude, reply } => {
+                let _ = reply.send(self.choose_offer(asker, &exclude));
+            }
         }
     }
 
@@ -1363,6 +1406,7 @@ impl Engine {
                     let _ = r.send(Ok(address.clone()));
                 }
                 self.swarm.add_external_address(address.clone());
+                self.listener_addrs.entry(listener_id).or_default().push(address.clone());
                 let first = self.listen_addrs.is_empty();
                 self.listen_addrs.push(address);
                 let have = self.listen_addrs.len();
@@ -1384,7 +1428,19 @@ impl Engine {
                     }
                 }
             }
+            P2pEvent::ExpiredListenAddr { listener_id, address } => {
+                if let Some(addrs) = self.listener_addrs.get_mut(&listener_id) {
+                    addrs.retain(|a| *a != address);
+                }
+                self.forget_listen_addr(&address);
+            }
             P2pEvent::ListenerClosed { listener_id, reason, .. } => {
+                for address in self.listener_addrs.remove(&listener_id).unwrap_or_default() {
+                    self.forget_listen_addr(&address);
+                }
+                if let Some(r) = self.unlisten_replies.remove(&listener_id) {
+                    let _ = r.send(Ok(()));
+                }
                 if let Some(r) = self.listen_replies.remove(&listener_id) {
                     let why = reason.err().map(|e| e.to_string()).unwrap_or_else(|| "listener closed".into());
                     let _ = r.send(Err(Error::InvalidInput(why)));

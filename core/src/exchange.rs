@@ -106,7 +106,7 @@ pub fn encode_answer(answer: &Answer) -> Vec<u8> {
     out
 }
 
-/// The multiaddr for `transport` (`"tcp"` or `"quic"`) at `host` (an IPv4/IPv6 address or a DNS
+/// The multiaddr for `transport` (`"tcp"`, `"quic"` or `"websocket"`) at `host` (an IPv4/IPv6 address or a DNS
 /// name) and `port`, as the peer-exchange API's `accept`/`connect` take them.
 pub fn transport_addr(transport: &str, host: &str, port: u16) -> crate::Result<Multiaddr> {
     use libp2p::multiaddr::Protocol;
@@ -125,7 +125,15 @@ pub fn transport_addr(transport: &str, host: &str, port: u16) -> crate::Result<M
             addr.push(Protocol::Udp(port));
             addr.push(Protocol::QuicV1);
         }
-        t => return Err(crate::Error::InvalidInput(format!("unsupported transport {t:?}: use \"tcp\" or \"quic\""))),
+        "websocket" => {
+            addr.push(Protocol::Tcp(port));
+            addr.push(Protocol::Ws("/".into()));
+        }
+        t => {
+            return Err(crate::Error::InvalidInput(format!(
+                "unsupported transport {t:?}: use \"tcp\", \"quic\" or \"websocket\""
+            )));
+        }
     }
     Ok(addr)
 }
@@ -198,7 +206,8 @@ mod tests {
         assert_eq!(transport_addr("tcp", "10.0.0.2", 8000).unwrap().to_string(), "/ip4/10.0.0.2/tcp/8000");
         assert_eq!(transport_addr("quic", "::1", 9).unwrap().to_string(), "/ip6/::1/udp/9/quic-v1");
         assert_eq!(transport_addr("tcp", "example.org", 1).unwrap().to_string(), "/dns/example.org/tcp/1");
-        for (t, h) in [("websocket", "10.0.0.1"), ("tcp", "not a host!"), ("tcp", "")] {
+        assert_eq!(transport_addr("websocket", "10.0.0.1", 8000).unwrap().to_string(), "/ip4/10.0.0.1/tcp/8000/ws");
+        for (t, h) in [("webrtc", "10.0.0.1"), ("tcp", "not a host!"), ("tcp", "")] {
             assert_eq!(transport_addr(t, h, 1).unwrap_err().kind(), crate::ErrorKind::InvalidInput);
         }
     }

@@ -126,8 +126,8 @@ impl Connection {
         self.inner.remote_addr.clone()
     }
 
-    /// The transport the session runs on: `"quic"`, `"tcp"`, or `"relay"` (a circuit through
-    /// another peer, when hole punching could not give a direct connection).
+    /// The transport the session runs on: `"quic"`, `"tcp"`, `"websocket"`, or `"relay"` (a
+    /// circuit through another peer, when hole punching could not give a direct connection).
     pub fn transport(&self) -> &'static str {
         use libp2p::multiaddr::Protocol;
         let mut kind = "unknown";
@@ -135,6 +135,7 @@ impl Connection {
             match p {
                 Protocol::P2pCircuit => return "relay",
                 Protocol::QuicV1 => kind = "quic",
+                Protocol::Ws(_) | Protocol::Wss(_) => kind = "websocket",
                 Protocol::Tcp(_) if kind == "unknown" => kind = "tcp",
                 _ => {}
             }

@@ -8,6 +8,7 @@ use std::time::Duration;
 use libp2p::multiaddr::Protocol;
 use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::{Multiaddr, StreamProtocol, connection_limits, dcutr, identify, kad, mdns, noise, relay, tcp, yamux};
+use futures::FutureExt;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::engine::{Behaviour, Command, Engine};
@@ -262,6 +263,13 @@ impl Swarm {
         self.ask(|reply| Command::ListenOn { addr, reply }).await?
     }
 
+    /// Stops listening on `addr`, an address [`listen_on`](Self::listen_on) returned; resolves
+    /// once the socket is closed. Existing connections stay. `InvalidInput` if nothing listens
+    /// there.
+    pub async fn stop_listening(&self, addr: Multiaddr) -> Result<()> {
+        self.ask(|reply| Command::StopListening { addr, reply }).await?
+    }
+
     /// Peer exchange: asks `via` (or, with `None`, a random connected peer) for another peer
     /// of this network and connects to it — through `via`'s relay when the peer holds a
     /// reservation there, upgraded to a direct connection by hole punching (DCUtR) when that
@@ -397,6 +405,12 @@ fn build_libp2p(
             c
         })
         .with_dns()
+        .map_err(|e| internal(&e))?
+        // WebSocket over TCP (`/ip4/…/tcp/P/ws`), for peers that can only open HTTP-like sockets.
+        // The builder's future is ready at once with tokio (its DNS resolver is built synchronously).
+        .with_websocket(noise::Config::new, yamux::Config::default)
+        .now_or_never()
+        .ok_or_else(|| Error::Internal("websocket transport setup did not complete".into()))?
         .map_err(|e| internal(&e))?
         .with_relay_client(noise::Config::new, yamux::Config::default)
         .map_err(|e| internal(&e))?

@@ -160,3 +160,28 @@ async fn nodes_only_peer_within_one_network_and_bad_asks_fail_fast() {
         s.destroy().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_connects_and_a_stopped_listener_refuses_new_peers_only() {
+    let b = node("ws", |_| {}).await;
+    let ws = within("B listens on WebSocket", b.listen_on("/ip4/127.0.0.1/tcp/0/ws".parse().unwrap())).await.unwrap();
+    assert!(ws.to_string().ends_with("/ws"), "{ws}");
+    let a = node("ws", |_| {}).await;
+    let ab = within("A connects to B over WebSocket", a.connect(ws.clone())).await.unwrap();
+    assert_eq!(ab.transport(), "websocket", "{}", ab.remote_address());
+    let ba = connection_from(&b, a.public_key()).await;
+    assert_eq!(ba.transport(), "websocket", "{}", ba.remote_address());
+    exchange_bytes(&ab, &ba, 1 << 20).await;
+
+    within("B stops listening", b.stop_listening(ws.clone())).await.unwrap();
+    let c = node("ws", |_| {}).await;
+    let err = within("a connect to the closed listener", c.connect(ws.clone())).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Connect, "{err}");
+    // The connection made before stays up.
+    exchange_bytes(&ab, &ba, 64 * 1024).await;
+    let err = within("stopping it twice", b.stop_listening(ws)).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+    for s in [a, b, c] {
+        s.destroy().await;
+    }
+}
