@@ -4,7 +4,7 @@ import { EventEmitter } from 'events'
 import Hyperswarm = require('./index')
 
 declare namespace Exchange {
-  type Transport = 'tcp' | 'quic'
+  type Transport = 'tcp' | 'quic' | 'websocket'
 
   interface Options {
     keyPair?: { publicKey: Buffer, secretKey: Buffer }
@@ -21,8 +21,8 @@ declare namespace Exchange {
   interface Peer extends Hyperswarm.SwarmSocket {
     /** Itself, so `peer.socket.transport` reads as in the original. */
     readonly socket: Peer
-    /** 'tcp', 'quic', or 'relay' (through the peer that introduced it). */
-    readonly transport: 'tcp' | 'quic' | 'relay'
+    /** 'tcp', 'quic', 'websocket', or 'relay' (through the peer that introduced it). */
+    readonly transport: Transport | 'relay'
     /** The remote IP, or the relay circuit multiaddr when relayed. */
     readonly remoteAddress: string
     readonly remotePort: number
@@ -39,8 +39,8 @@ declare class Exchange extends EventEmitter {
   readonly peers: Exchange.Peer[]
   readonly swarm: Hyperswarm
   accept (transport: Exchange.Transport, opts?: Exchange.AcceptOptions, cb?: (err: Error | null, address?: Exchange.Address) => void): Promise<Exchange.Address>
-  /** Not supported (throws): close the Exchange to stop accepting. */
-  unaccept (transport: Exchange.Transport): never
+  /** Stops accepting on `transport` (connections already made stay). */
+  unaccept (transport: Exchange.Transport, cb?: (err: Error | null) => void): Promise<void>
   connect (transport: Exchange.Transport, host: string, opts: Exchange.ConnectOptions, cb?: (err: Error | null, peer?: Exchange.Peer) => void): Promise<Exchange.Peer>
   getNewPeer (cb?: (err: Error | null, peer?: Exchange.Peer) => void): Promise<Exchange.Peer>
   close (cb?: (err: Error | null) => void): Promise<void>

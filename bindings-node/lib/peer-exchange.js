@@ -3,7 +3,7 @@
 //   const Exchange = require('swarmplex/peer-exchange')   // instead of require('peer-exchange')
 //
 // What differs from the original:
-// - Transports are 'tcp' and 'quic' (libp2p's; 'websocket' and 'webrtc' are not built). Every
+// - Transports are 'tcp', 'quic' and 'websocket' (libp2p's; 'webrtc' is not built). Every
 //   connection is authenticated and encrypted (Noise or TLS 1.3) whatever the transport.
 // - getNewPeer: the asked peer offers a random peer of the network that we are not connected
 //   to. We dial it directly first (at the addresses the asked peer knows); if that fails or takes
@@ -13,21 +13,22 @@
 //   peer), 1 MiB and 2 min each, 30 new circuits per peer per minute (opts.relay changes them).
 // - Only nodes with the same networkId can connect (the id selects the wire protocol).
 // - A Peer is the connection's Duplex socket (the same class as Hyperswarm sockets here), with
-//   remotePublicKey, remoteAddress, remotePort, transport ('tcp', 'quic' or 'relay'),
+//   remotePublicKey, remoteAddress, remotePort, transport ('tcp', 'quic', 'websocket' or 'relay'),
 //   `socket` (itself, so `peer.socket.transport` works as in the original) and getNewPeer().
 // - accept's callback also gets the bound address: cb(err, { transport, host, port, multiaddr }).
 // - Each method takes an optional callback and also returns a promise.
-// - unaccept is not supported (the engine cannot stop one listener yet): it throws.
+// - unaccept(transport, [cb]) also returns a promise; it resolves once the listeners are closed.
+//   Connections already made stay.
 const { EventEmitter } = require('events')
 const Swarm = require('..')
 const { describe, checkObject } = require('./errors')
 const { toError } = require('./native')
 
-const TRANSPORTS = new Set(['tcp', 'quic'])
+const TRANSPORTS = new Set(['tcp', 'quic', 'websocket'])
 
 function checkTransport (transport) {
   if (typeof transport !== 'string') throw new TypeError(`transport must be a string, got ${describe(transport)}`)
-  if (!TRANSPORTS.has(transport)) throw new TypeError(`unsupported transport ${JSON.stringify(transport)}: use 'tcp' or 'quic'`)
+  if (!TRANSPORTS.has(transport)) throw new TypeError(`unsupported transport ${JSON.stringify(transport)}: use 'tcp', 'quic' or 'websocket'`)
   return transport
 }
 
@@ -46,7 +47,10 @@ function hostPart (host) {
 }
 
 function multiaddr (transport, host, port) {
-  return transport === 'tcp' ? `${hostPart(host)}/tcp/${port}` : `${hostPart(host)}/udp/${port}/quic-v1`
+  const where = hostPart(host)
+  if (transport === 'tcp') return `${where}/tcp/${port}`
+  if (transport === 'websocket') return `${where}/tcp/${port}/ws`
+  return `${where}/udp/${port}/quic-v1`
 }
 
 // Calls `cb(err, value)` if given; returns the promise either way (without an unhandled
@@ -68,6 +72,7 @@ class Exchange extends EventEmitter {
     this.peers = []
     this.closed = false
     this._waiting = new Map() // remote hex -> resolve(peer)
+    this._listening = [] // { transport, multiaddr } of every accept
     this.swarm = new Swarm({ exchange: networkId, keyPair, seed, maxPeers, firewall })
     this.swarm.on('connection', (socket) => this._onpeer(socket))
   }
@@ -109,7 +114,8 @@ class Exchange extends EventEmitter {
     if (this.closed) throw new Error('Exchange closed')
   }
 
-  // Begins accepting connections on `transport` ('tcp' or 'quic'); opts: { port = 0, host = '0.0.0.0' }.
+  // Begins accepting connections on `transport` ('tcp', 'quic' or 'websocket');
+  // opts: { port = 0, host = '0.0.0.0' }.
   accept (transport, opts, cb) {
     if (typeof opts === 'function') [opts, cb] = [{}, opts]
     checkTransport(transport)
@@ -119,14 +125,23 @@ class Exchange extends EventEmitter {
     this._check()
     const p = this.swarm._native.listenOn(addr).then((bound) => {
       const m = /^\/ip[46]\/([^/]+)\/(?:tcp|udp)\/(\d+)/.exec(bound)
+      this._listening.push({ transport, multiaddr: bound })
       return { transport, host: m ? m[1] : null, port: m ? Number(m[2]) : null, multiaddr: bound }
     }, (err) => { throw toError(err) })
     return settle(p, cb, 'accept')
   }
 
-  unaccept (transport) {
+  // Stops accepting connections on `transport` (every listener accept opened for it).
+  // Connections already made stay. Rejects with code 'invalid_input' if nothing accepts there.
+  unaccept (transport, cb) {
     checkTransport(transport)
-    throw new Error('unaccept is not supported: close the Exchange to stop accepting')
+    this._check()
+    const mine = this._listening.filter((l) => l.transport === transport)
+    this._listening = this._listening.filter((l) => l.transport !== transport)
+    const p = mine.length === 0
+      ? Promise.reject(Object.assign(new Error(`not accepting on ${transport}`), { code: 'invalid_input' }))
+      : Promise.all(mine.map((l) => this.swarm._native.stopListening(l.multiaddr))).then(() => {}, (err) => { throw toError(err) })
+    return settle(p, cb, 'unaccept')
   }
 
   // Connects to a known peer: connect('tcp', '10.0.0.2', { port: 8000 }, cb).

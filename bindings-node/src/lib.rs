@@ -516,6 +516,16 @@ impl NativeSwarm {
         })
     }
 
+    /// Stops the listener bound at `addr` (an address `listenOn` resolved with).
+    #[napi(ts_return_type = "Promise<void>")]
+    pub fn stop_listening<'e>(&self, env: &'e Env, addr: String) -> Result<Object<'e>> {
+        guard(|| {
+            let addr = parse_multiaddr(&addr)?;
+            let swarm = self.swarm.clone();
+            promise(env, async move { swarm.stop_listening(addr).await.map_err(engine_err) })
+        })
+    }
+
     /// Peer exchange: asks `via` (or a random connected peer) for another peer and connects to
     /// it; resolves with its public key.
     #[napi(ts_return_type = "Promise<Buffer>")]

@@ -1,7 +1,7 @@
 'use strict'
 // swarmplex/peer-exchange: the README example, a three-node exchange where A knows only B and
-// reaches C through B (relayed when C accepts nothing, direct when it does), network
-// isolation, and bad input. All on 127.0.0.1 inside the test's loopback-only namespace.
+// reaches C through B (relayed when C accepts nothing, direct when it does), websocket and
+// unaccept, network isolation, and bad input. All on 127.0.0.1 inside the test's loopback-only namespace.
 const test = require('node:test')
 const assert = require('node:assert')
 const crypto = require('crypto')
@@ -45,28 +45,65 @@ async function bothWays (a, b, n) {
   }
 }
 
+// The peer of `ex` whose remote key is `key`, now or once its 'peer' event comes: the remote's
+// end of a connection may activate a moment after ours.
+async function seen (ex, key) {
+  const open = ex.peers.find((p) => p.remotePublicKey.equals(key))
+  if (open) return open
+  const [p] = await waitFor(ex, 'peer', (p) => p.remotePublicKey.equals(key))
+  return p
+}
+
 test('README usage example prints what it says', T, async (t) => {
+  // Its two initial peers: W accepts websocket, B accepts tcp; C (accepting nothing) knows both,
+  // so whichever the example asks offers C, reached through the asker's relay.
   const make = factory(t)
-  const b = make('some-network-id')
-  const c = make('some-network-id')
+  const [w, b, c] = [make('some-network-id'), make('some-network-id'), make('some-network-id')]
+  const { port: wsPort } = await w.accept('websocket', { host: '127.0.0.1' })
   const { port } = await b.accept('tcp', { host: '127.0.0.1' })
+  await c.connect('websocket', '127.0.0.1', { port: wsPort })
   await c.connect('tcp', '127.0.0.1', { port })
   const file = path.join(__dirname, 'examples', 'peer-exchange-readme.js')
-  const child = spawn(process.execPath, [file], { env: { ...process.env, PEX_HOST: '127.0.0.1', PEX_PORT: String(port) } })
+  const env = { ...process.env, PEX_HOST: '127.0.0.1', PEX_PORT: String(port), PEX_WS_PORT: String(wsPort) }
+  const child = spawn(process.execPath, [file], { env })
   t.after(() => child.kill())
   let out = ''
   child.stdout.on('data', (d) => { out += d })
   let err = ''
   child.stderr.on('data', (d) => { err += d })
+  const printed = () => /a random peer sent us a new peer/.test(out) && /connected to peer: websocket/.test(out)
   await new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error('no new peer printed; stdout: ' + out + ' stderr: ' + err)), 60000)
-    child.stdout.on('data', () => { if (/a random peer sent us a new peer/.test(out)) { clearTimeout(timer); resolve() } })
+    child.stdout.on('data', () => { if (printed()) { clearTimeout(timer); resolve() } })
     child.on('exit', (code) => { clearTimeout(timer); reject(new Error(`exited ${code}: ${err}`)) })
   })
   const lines = out.trim().split('\n')
+  assert.ok(lines.includes('connected to peer: websocket 127.0.0.1'), out)
   assert.ok(lines.includes('connected to peer: tcp 127.0.0.1'), out)
-  assert.match(out, /^connected to peer: relay \/ip4\/127\.0\.0\.1\/tcp\/\d+\/p2p\/\w+\/p2p-circuit\/p2p\/\w+$/m)
-  assert.match(out, /^a random peer sent us a new peer: relay \/ip4\/127\.0\.0\.1\/tcp\/\d+\/p2p\/\w+\/p2p-circuit\/p2p\/\w+$/m)
+  const circuit = String.raw`relay \/ip4\/127\.0\.0\.1\/tcp\/\d+(\/ws)?\/p2p\/\w+\/p2p-circuit\/p2p\/\w+`
+  assert.match(out, new RegExp(`^connected to peer: ${circuit}$`, 'm'))
+  assert.match(out, new RegExp(`^a random peer sent us a new peer: ${circuit}$`, 'm'))
+})
+
+test('websocket carries a peer; unaccept refuses new peers and keeps the connected ones', T, async (t) => {
+  const make = factory(t)
+  const [a, b, c] = [make(), make(), make()]
+  const { port, multiaddr } = await b.accept('websocket', { host: '127.0.0.1' })
+  assert.match(multiaddr, /^\/ip4\/127\.0\.0\.1\/tcp\/\d+\/ws$/)
+  const seenByB = waitFor(b, 'peer', (p) => p.remotePublicKey.equals(a.publicKey))
+  const ab = await a.connect('websocket', '127.0.0.1', { port })
+  assert.strictEqual(ab.socket.transport, 'websocket')
+  assert.strictEqual(ab.remoteAddress, '127.0.0.1')
+  assert.strictEqual(ab.remotePort, port)
+  const [ba] = await seenByB
+  assert.strictEqual(ba.transport, 'websocket')
+  await bothWays(ab, ba, 256 * 1024)
+
+  await new Promise((resolve, reject) => b.unaccept('websocket', (err) => err ? reject(err) : resolve()))
+  await assert.rejects(c.connect('websocket', '127.0.0.1', { port }), (err) => err.code === 'connect')
+  await bothWays(ab, ba, 64 * 1024)
+  await assert.rejects(b.unaccept('websocket'), (err) => err.code === 'invalid_input' && /not accepting on websocket/.test(err.message))
+  assert.throws(() => b.unaccept('webrtc'), TypeError)
 })
 
 test('three nodes: A knows only B and reaches C through B (C accepts nothing: relayed)', T, async (t) => {
@@ -81,6 +118,8 @@ test('three nodes: A knows only B and reaches C through B (C accepts nothing: re
   assert.ok(ab.remotePublicKey.equals(b.publicKey))
   const cb = await new Promise((resolve, reject) => c.connect('quic', '127.0.0.1', { port: qport }, (err, p) => err ? reject(err) : resolve(p)))
   assert.strictEqual(cb.socket.transport, 'quic')
+  await seen(b, a.publicKey)
+  await seen(b, c.publicKey)
   assert.strictEqual(b.peers.length, 2)
 
   const seenByC = waitFor(c, 'peer', (p) => p.remotePublicKey.equals(a.publicKey))
@@ -108,9 +147,7 @@ test('an introduced peer that accepts connections is reached directly', T, async
   const ac = await ab.getNewPeer()
   assert.ok(ac.remotePublicKey.equals(c.publicKey))
   assert.notStrictEqual(ac.transport, 'relay')
-  const [ca] = c.peers.filter((p) => p.remotePublicKey.equals(a.publicKey)).length
-    ? [c.peers.find((p) => p.remotePublicKey.equals(a.publicKey))]
-    : await waitFor(c, 'peer', (p) => p.remotePublicKey.equals(a.publicKey))
+  const ca = await seen(c, a.publicKey)
   await bothWays(ac, ca, 1024 * 1024)
 })
 
@@ -125,11 +162,10 @@ test('nodes only peer within one network id; bad input is a TypeError; no peers 
 
   assert.throws(() => new Exchange(''), TypeError)
   assert.throws(() => new Exchange(42), TypeError)
-  assert.throws(() => one.accept('websocket', { port: 8000 }), TypeError)
+  assert.throws(() => one.accept('webrtc', { port: 8000 }), TypeError)
   assert.throws(() => one.accept('tcp', { port: 70000 }), TypeError)
   assert.throws(() => one.connect('tcp', 'not a host!', { port: 1 }), TypeError)
   assert.throws(() => one.connect('tcp', '127.0.0.1', {}), TypeError)
-  assert.throws(() => one.unaccept('tcp'), /not supported/)
-  assert.deepStrictEqual(Exchange.transports, ['tcp', 'quic'])
+  assert.deepStrictEqual(Exchange.transports, ['tcp', 'quic', 'websocket'])
   assert.strictEqual(one.id, 'network one')
 })

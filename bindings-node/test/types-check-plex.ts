@@ -8,8 +8,11 @@ async function exchange (): Promise<void> {
   const ex = new Exchange('net', { seed: Buffer.alloc(32) })
   const a: Exchange.Address = await ex.accept('tcp', { port: 0, host: '127.0.0.1' })
   const p: Exchange.Peer = await ex.connect('quic', '127.0.0.1', { port: a.port ?? 0 })
-  const t: 'tcp' | 'quic' | 'relay' = p.socket.transport
+  const t: 'tcp' | 'quic' | 'websocket' | 'relay' = p.socket.transport
   ex.on('peer', (peer) => peer.getNewPeer((err, q) => void [err, q?.remoteAddress]))
+  await ex.accept('websocket', { port: 0 })
+  await ex.unaccept('websocket')
+  ex.unaccept('tcp', (err) => void err)
   void [t, ex.peers.length, ex.id, await ex.getNewPeer(), ex.close()]
 }
 void exchange
