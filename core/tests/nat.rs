@@ -1,0 +1,278 @@
+//! Hole punching across real NATs. The test builds its own little internet out of network
+//! namespaces (iproute2 + nftables, as root):
+//!
+//! ```text
+//!   A 192.168.1.2 ── 192.168.1.1 [nat1] 10.0.1.2 ──┐
+//!                                                  10.0.1.1 [inet: relay B] 10.0.2.1
+//!   C 192.168.2.2 ── 192.168.2.1 [nat2] 10.0.2.2 ──┘
+//! ```
+//!
+//! nat1 and nat2 masquerade their LAN behind their one public address. A and C can each reach B
+//! but not each other: neither can be dialed from outside. A knows only B, asks B for a peer,
+//! and is introduced to C; the connection starts through B's relay (circuit relay v2) and:
+//! - behind port-preserving NATs (Linux's default masquerade), DCUtR punches a hole and the
+//!   session runs on a direct QUIC connection between the two NATs' public addresses;
+//! - behind symmetric NATs (`masquerade random`: a new port for every destination) no hole
+//!   can be punched and the session stays relayed, carrying every byte.
+//!
+//! Each node's engine runs on a runtime whose threads live in that node's namespace (a thread
+//! enters the namespace with `setns` before it builds the runtime; its worker threads inherit
+//! it), so every socket it opens is in that namespace.
+//!
+//! Needs root, `ip` (iproute2) and `nft` (nftables): `.ci/run` installs them. Set
+//! `SWARMPLEX_SKIP_NAT_TESTS=1` to skip on a machine that cannot create namespaces.
+
+mod common;
+
+use std::os::fd::AsRawFd;
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use common::*;
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+use swarmplex::{Connection, Multiaddr, Swarm, SwarmEvent, SwarmOptions};
+
+/// How the NAT routers map ports.
+#[derive(Clone, Copy)]
+enum Nat {
+    /// Linux's default masquerade: the source port is kept when free (endpoint-independent).
+    PortPreserving,
+    /// A random source port for every new flow (endpoint-dependent: "symmetric").
+    Symmetric,
+}
+
+/// The namespaces of one test; deleted on drop.
+struct Net {
+    prefix: String,
+}
+
+const NAMES: [&str; 5] = ["inet", "nat1", "a", "nat2", "c"];
+
+fn run(cmd: &str, args: &[&str]) {
+    let out = Command::new(cmd)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd} (install iproute2 and nftables, or set SWARMPLEX_SKIP_NAT_TESTS=1): {e}"));
+    assert!(out.status.success(), "{cmd} {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
+}
+
+impl Net {
+    fn ns(&self, name: &str) -> String {
+        format!("{}-{name}", self.prefix)
+    }
+
+    /// `ip -n <ns> <args…>`.
+    fn ip(&self, name: &str, args: &str) {
+        let ns = self.ns(name);
+        let mut all = vec!["-n", ns.as_str()];
+        all.extend(args.split_whitespace());
+        run("ip", &all);
+    }
+
+    fn exec(&self, name: &str, args: &[&str]) {
+        let ns = self.ns(name);
+        let mut all = vec!["netns", "exec", ns.as_str()];
+        all.extend_from_slice(args);
+        run("ip", &all);
+    }
+
+    /// A veth pair from `a` (named `a_if`, address `a_addr`) to `b` (`b_if`, `b_addr`).
+    fn link(&self, a: &str, a_if: &str, a_addr: &str, b: &str, b_if: &str, b_addr: &str) {
+        self.ip(a, &format!("link add {a_if} type veth peer name {b_if} netns {}", self.ns(b)));
+        self.ip(a, &format!("addr add {a_addr} dev {a_if}"));
+        self.ip(b, &format!("addr add {b_addr} dev {b_if}"));
+        self.ip(a, &format!("link set {a_if} up"));
+        self.ip(b, &format!("link set {b_if} up"));
+    }
+
+    fn new(nat: Nat) -> Net {
+        static COUNT: AtomicUsize = AtomicUsize::new(0);
+        let net = Net { prefix: format!("sx{}n{}", std::process::id(), COUNT.fetch_add(1, Ordering::Relaxed)) };
+        for n in NAMES {
+            run("ip", &["netns", "add", &net.ns(n)]);
+            net.ip(n, "link set lo up");
+        }
+        net.link("inet", "w1", "10.0.1.1/24", "nat1", "wan", "10.0.1.2/24");
+        net.link("inet", "w2", "10.0.2.1/24", "nat2", "wan", "10.0.2.2/24");
+        net.link("nat1", "lan", "192.168.1.1/24", "a", "eth0", "192.168.1.2/24");
+        net.link("nat2", "lan", "192.168.2.1/24", "c", "eth0", "192.168.2.2/24");
+        net.ip("a", "route add default via 192.168.1.1");
+        net.ip("c", "route add default via 192.168.2.1");
+        net.ip("nat1", "route add default via 10.0.1.1");
+        net.ip("nat2", "route add default via 10.0.2.1");
+        let masquerade = match nat {
+            Nat::PortPreserving => "masquerade",
+            Nat::Symmetric => "masquerade random",
+        };
+        for router in ["inet", "nat1", "nat2"] {
+            net.exec(router, &["sysctl", "-qw", "net.ipv4.ip_forward=1"]);
+        }
+        // Like a home router's firewall: nothing unsolicited gets in. Dropping new inbound
+        // packets in `input` also keeps a hole-punch packet that arrives before the local side's
+        // own packet from leaving a conntrack entry that would make masquerade pick another port.
+        for router in ["nat1", "nat2"] {
+            let rules = format!(
+                "table ip nat {{\n\
+                   chain post {{ type nat hook postrouting priority srcnat; oifname \"wan\" {masquerade}; }}\n\
+                 }}\n\
+                 table ip filter {{\n\
+                   chain forward {{ type filter hook forward priority filter; policy drop;\n\
+                     iifname \"lan\" accept; ct state established,related accept; }}\n\
+                   chain input {{ type filter hook input priority filter; policy accept;\n\
+                     iifname \"wan\" ct state new drop; }}\n\
+                 }}\n"
+            );
+            let path = std::env::temp_dir().join(format!("{}-{router}.nft", net.prefix));
+            std::fs::write(&path, rules).unwrap();
+            net.exec(router, &["nft", "-f", path.to_str().unwrap()]);
+            let _ = std::fs::remove_file(path);
+        }
+        net
+    }
+}
+
+impl Drop for Net {
+    fn drop(&mut self) {
+        for n in NAMES {
+            let _ = Command::new("ip").args(["netns", "del", &self.ns(n)]).status();
+        }
+    }
+}
+
+/// A tokio runtime whose threads are in network namespace `ns`.
+struct NsRuntime {
+    handle: tokio::runtime::Handle,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl NsRuntime {
+    fn new(ns: &str) -> NsRuntime {
+        let file = std::fs::File::open(format!("/var/run/netns/{ns}")).expect("namespace file");
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            // SAFETY: setns on this thread only, with a valid namespace fd.
+            let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
+            assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
+            let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+            tx.send(rt.handle().clone()).unwrap();
+            rt.block_on(async {
+                let _ = stopped.await;
+            });
+        });
+        NsRuntime { handle: rx.recv().unwrap(), stop: Some(stop), thread: Some(thread) }
+    }
+
+    /// Starts a swarm on this runtime (so its sockets are in this namespace).
+    async fn swarm(&self, opts: SwarmOptions) -> Swarm {
+        self.handle.spawn(async move { Swarm::spawn(opts, &tokio::runtime::Handle::current()) }).await.unwrap().expect("swarm")
+    }
+}
+
+impl Drop for NsRuntime {
+    fn drop(&mut self) {
+        let _ = self.stop.take().unwrap().send(());
+        let _ = self.thread.take().unwrap().join();
+    }
+}
+
+fn skip() -> bool {
+    if std::env::var_os("SWARMPLEX_SKIP_NAT_TESTS").is_some() {
+        eprintln!("SWARMPLEX_SKIP_NAT_TESTS is set: skipping the NAT test");
+        return true;
+    }
+    false
+}
+
+/// The connection event from `key` (other events are skipped).
+async fn connection_from(s: &Swarm, key: swarmplex::PublicKey) -> Connection {
+    match next_matching(s, "a connection from the peer", |e| matches!(e, SwarmEvent::Connection(c) if c.remote_public_key() == key)).await {
+        SwarmEvent::Connection(c) => c,
+        _ => unreachable!(),
+    }
+}
+
+/// `n` random bytes each way, compared by SHA-256.
+async fn bytes_both_ways(x: &Connection, y: &Connection, n: usize) {
+    for (from, to) in [(x, y), (y, x)] {
+        let mut data = vec![0u8; n];
+        rand::thread_rng().fill_bytes(&mut data);
+        let digest: [u8; 32] = Sha256::digest(&data).into();
+        let w = from.socket();
+        let writer = tokio::spawn(async move {
+            for c in data.chunks(16 * 1024) {
+                w.write(c).await.unwrap();
+            }
+        });
+        let (r, mut got) = (to.socket(), Vec::with_capacity(n));
+        while got.len() < n {
+            got.extend(within("bytes across the NATs", r.read(64 * 1024)).await.unwrap());
+        }
+        writer.await.unwrap();
+        assert_eq!(<[u8; 32]>::from(Sha256::digest(&got)), digest);
+    }
+}
+
+/// A and C behind their NATs, B on the "internet": A reaches C through B. Returns A's and C's
+/// ends of the A–C session (the runtimes and namespaces must outlive them).
+async fn introduce(net: &Net) -> (Vec<NsRuntime>, Vec<Swarm>, Connection, Connection) {
+    init_logging();
+    let rts: Vec<NsRuntime> = ["inet", "a", "c"].iter().map(|n| NsRuntime::new(&net.ns(n))).collect();
+    // Each listens on QUIC and TCP on every address of its namespace.
+    let start = |i: usize| {
+        let rt = &rts[i];
+        async move {
+            let s = rt.swarm(SwarmOptions::exchange("nat")).await;
+            let quic = within("listening", s.listen_on("/ip4/0.0.0.0/udp/0/quic-v1".parse().unwrap())).await.unwrap();
+            within("listening", s.listen_on("/ip4/0.0.0.0/tcp/0".parse().unwrap())).await.unwrap();
+            (s, quic)
+        }
+    };
+    let (b, b_quic) = start(0).await;
+    let b_port: u16 = b_quic.to_string().split('/').nth(4).unwrap().parse().unwrap();
+    let (a, _) = start(1).await;
+    let (c, _) = start(2).await;
+    let via = |ip: &str| -> Multiaddr { format!("/ip4/{ip}/udp/{b_port}/quic-v1").parse().unwrap() };
+    within("A connects to B", a.connect(via("10.0.1.1"))).await.unwrap();
+    within("C connects to B", c.connect(via("10.0.2.1"))).await.unwrap();
+    let ac = within("A gets C from B", a.get_new_peer(Some(b.public_key()))).await.unwrap();
+    assert_eq!(ac.remote_public_key(), c.public_key());
+    let ca = connection_from(&c, a.public_key()).await;
+    assert_eq!(ac.handshake_hash(), ca.handshake_hash());
+    (rts, vec![a, b, c], ac, ca)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hole_punching_gives_a_direct_connection_across_two_nats() {
+    if skip() {
+        return;
+    }
+    let net = Net::new(Nat::PortPreserving);
+    let (_rts, swarms, ac, ca) = introduce(&net).await;
+    assert_eq!(ac.transport(), "quic", "A's end: {}", ac.remote_address());
+    assert_eq!(ca.transport(), "quic", "C's end: {}", ca.remote_address());
+    // Each sees the other's NAT's public address: the hole, not a private address.
+    assert!(ac.remote_address().to_string().starts_with("/ip4/10.0.2.2/udp/"), "{}", ac.remote_address());
+    assert!(ca.remote_address().to_string().starts_with("/ip4/10.0.1.2/udp/"), "{}", ca.remote_address());
+    bytes_both_ways(&ac, &ca, 4 << 20).await;
+    for s in swarms {
+        s.destroy().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_symmetric_nats_the_session_stays_relayed_and_carries_every_byte() {
+    if skip() {
+        return;
+    }
+    let net = Net::new(Nat::Symmetric);
+    let (_rts, swarms, ac, ca) = introduce(&net).await;
+    assert_eq!(ac.transport(), "relay", "A's end: {}", ac.remote_address());
+    assert_eq!(ca.transport(), "relay", "C's end: {}", ca.remote_address());
+    bytes_both_ways(&ac, &ca, 256 * 1024).await;
+    for s in swarms {
+        s.destroy().await;
+    }
+}
