@@ -302,7 +302,7 @@ impl NativeSwarm {
         })
     }
 
-    /// Peer exchange: dials `transport` (`"tcp"`/`"quic"`) at `host`:`port`; the connection.
+    /// Peer exchange: dials `transport` (`"tcp"`/`"quic"`/`"websocket"`) at `host`:`port`; the connection.
     fn connect<'py>(&self, py: Python<'py>, transport: &str, host: &str, port: u16) -> PyResult<Bound<'py, PyAny>> {
         let addr = swarmplex::exchange::transport_addr(transport, host, port).py(py)?;
         let s = self.swarm.clone();
@@ -320,6 +320,17 @@ impl NativeSwarm {
             let a = s.listen_on(addr).await?.to_string();
             Ok(Box::new(move |py: Python<'_>| Ok(a.into_pyobject(py)?.into_any().unbind())) as future::Out)
         })
+    }
+
+    /// Closes the listener bound at `addr` (a multiaddr `listen_on` resolved with); resolves
+    /// once its socket is closed. Connections made through it stay.
+    fn stop_listening<'py>(&self, py: Python<'py>, addr: &str) -> PyResult<Bound<'py, PyAny>> {
+        let addr = addr
+            .parse::<swarmplex::Multiaddr>()
+            .map_err(|e| swarmplex::Error::InvalidInput(format!("bad multiaddr {addr:?}: {e}")))
+            .py(py)?;
+        let s = self.swarm.clone();
+        spawn(py, async move { s.stop_listening(addr).await.map(|_| future::none()) })
     }
 
     /// Asks `via` (or a random connected peer) for another peer and connects to it.

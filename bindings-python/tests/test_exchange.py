@@ -1,5 +1,6 @@
 """Peer exchange from Python: A knows only B and reaches C through B — relayed when C accepts
-nothing, direct when it does — plus network isolation and bad input. All on 127.0.0.1."""
+nothing, direct when it does — the websocket transport, unaccept, plus network isolation and
+bad input. All on 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -90,8 +91,8 @@ async def test_networks_are_isolated_and_bad_input_is_rejected():
         with pytest.raises(swarmplex.ConnectError, match="not connected to any peers"):
             await within(two.get_new_peer())
 
-        with pytest.raises(ValueError):
-            await one.accept("websocket")
+        with pytest.raises(ValueError, match="'tcp', 'quic' or 'websocket'"):
+            await one.accept("webrtc")
         with pytest.raises(ValueError):
             await one.accept("tcp", port=70000)
         with pytest.raises(TypeError):
@@ -104,3 +105,54 @@ async def test_networks_are_isolated_and_bad_input_is_rejected():
             Exchange(42)  # type: ignore[arg-type]
         with pytest.raises(ValueError):
             Exchange("")
+
+
+async def test_websocket_carries_bytes_both_ways():
+    async with AsyncExitStack() as stack:
+        a, b = await nodes(stack, 2)
+        ws = await b.accept("websocket", host="127.0.0.1")
+        assert ws.transport == "websocket" and ws.host == "127.0.0.1" and ws.port > 0
+        assert ws.multiaddr == f"/ip4/127.0.0.1/tcp/{ws.port}/ws"
+        ab = await within(a.connect("websocket", "127.0.0.1", port=ws.port), "A connects to B by websocket")
+        assert ab.transport == "websocket" and ab.remote_public_key == b.public_key
+        ba = await peer_from(b, a.public_key)
+        assert ba.transport == "websocket"
+        assert ba.handshake_hash == ab.handshake_hash
+        await both_ways(ab, ba, 256 * 1024)
+
+
+async def test_unaccept_closes_that_transports_listeners_and_keeps_connections():
+    async with AsyncExitStack() as stack:
+        a, b, c = await nodes(stack, 3)
+        ws = await b.accept("websocket", host="127.0.0.1")
+        tcp1 = await b.accept("tcp", host="127.0.0.1")
+        tcp2 = await b.accept("tcp", host="127.0.0.1")
+        quic = await b.accept("quic", host="127.0.0.1")
+        ab = await within(a.connect("websocket", "127.0.0.1", port=ws.port), "A connects to B")
+        ba = await peer_from(b, a.public_key)
+
+        await within(b.unaccept("websocket"), "unaccept websocket")
+        with pytest.raises(swarmplex.ConnectError):
+            await within(c.connect("websocket", "127.0.0.1", port=ws.port), "C's refused connect")
+        assert not ab.closed and not ba.closed
+        await both_ways(ab, ba, 256 * 1024)
+
+        # Every listener of the transport closes; the other transports still accept.
+        await within(b.unaccept("tcp"), "unaccept tcp")
+        for port in (tcp1.port, tcp2.port):
+            with pytest.raises(swarmplex.ConnectError):
+                await within(c.connect("tcp", "127.0.0.1", port=port), "C's refused connect")
+        cb = await within(c.connect("quic", "127.0.0.1", port=quic.port), "C connects to B by quic")
+        assert cb.transport == "quic" and cb.remote_public_key == b.public_key
+        assert (await peer_from(b, c.public_key)).transport == "quic"
+
+        for transport in ("websocket", "tcp"):  # already closed
+            with pytest.raises(swarmplex.InvalidInputError, match="not accepting"):
+                await b.unaccept(transport)
+        with pytest.raises(ValueError, match="not accepting"):
+            await a.unaccept("quic")  # A never accepted
+        with pytest.raises(ValueError, match="unsupported transport"):
+            await b.unaccept("webrtc")
+        with pytest.raises(TypeError):
+            await b.unaccept(5)  # type: ignore[arg-type]
+        await both_ways(ab, ba, 1024)

@@ -10,27 +10,34 @@ through NAT (DCUtR)::
         peer = await a.get_new_peer()          # c, through b
         peer.write(b"hello"); await peer.drain()
 
+Transports: ``"tcp"``, ``"quic"`` and ``"websocket"`` (plain ``ws`` over TCP, encrypted by
+Noise like TCP). ``await b.unaccept("tcp")`` closes the listeners ``accept`` opened on a
+transport; connections already made stay.
+
 Peers are :class:`swarmplex.Connection` objects (asyncio-stream-like) with ``transport``
-(``"tcp"``, ``"quic"`` or ``"relay"``) and ``remote_address``. Only nodes with the same
-network id connect to each other; every node relays within bounds (16 circuits, 4 per peer,
-1 MiB and 2 min each, 30 new circuits per peer per minute).
+(``"tcp"``, ``"quic"``, ``"websocket"`` or ``"relay"``) and ``remote_address``. Only nodes with
+the same network id connect to each other; every node relays within bounds (16 circuits, 4 per
+peer, 1 MiB and 2 min each, 30 new circuits per peer per minute).
 """
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import List, Optional, Union
 
+from ._errors import InvalidInputError
 from ._stream import Connection
 from ._swarm import Swarm
 from ._types import KeyPair
 
-TRANSPORTS = ("tcp", "quic")
+TRANSPORTS = ("tcp", "quic", "websocket")
 
 
 @dataclass(frozen=True)
 class Address:
-    """Where :meth:`Exchange.accept` listens."""
+    """Where :meth:`Exchange.accept` listens (``multiaddr``: the bound address, e.g.
+    ``/ip4/127.0.0.1/tcp/4001/ws`` for websocket)."""
 
     transport: str
     host: str
@@ -42,7 +49,7 @@ def _check_transport(transport: object) -> str:
     if not isinstance(transport, str):
         raise TypeError(f"transport must be a str, not {type(transport).__name__}")
     if transport not in TRANSPORTS:
-        raise ValueError(f"unsupported transport {transport!r}: use 'tcp' or 'quic'")
+        raise ValueError(f"unsupported transport {transport!r}: use 'tcp', 'quic' or 'websocket'")
     return transport
 
 
@@ -83,6 +90,8 @@ class Exchange:
             raise ValueError("network_id must not be empty")
         self.id = network_id
         self.swarm = Swarm(seed=seed, key_pair=key_pair, max_peers=max_peers, firewall=firewall, exchange=network_id)  # type: ignore[arg-type]
+        #: What ``accept`` bound and ``unaccept`` has not closed yet.
+        self._accepted: List[Address] = []
 
     async def __aenter__(self) -> "Exchange":
         self.swarm._start()
@@ -102,12 +111,35 @@ class Exchange:
         return [c for c in self.swarm.connections if not c.closed]
 
     async def accept(self, transport: str, *, port: int = 0, host: str = "0.0.0.0") -> Address:
-        """Accept connections on ``transport`` at ``host``:``port`` (0: any free port)."""
+        """Accept connections on ``transport`` (``"tcp"``, ``"quic"`` or ``"websocket"``) at
+        ``host``:``port`` (0: any free port); the bound :class:`Address`."""
         t = _check_transport(transport)
         self.swarm._start()
         bound = await self.swarm._native.listen_on(t, _check_host(host), _check_port(port))
+        # /ip4/H/tcp/P, /ip4/H/udp/P/quic-v1, /ip4/H/tcp/P/ws (ip6 alike): host and port are
+        # always the 2nd and 4th parts.
         parts = bound.split("/")
-        return Address(transport=t, host=parts[2], port=int(parts[4]), multiaddr=bound)
+        addr = Address(transport=t, host=parts[2], port=int(parts[4]), multiaddr=bound)
+        self._accepted.append(addr)
+        return addr
+
+    async def unaccept(self, transport: str) -> None:
+        """Stop accepting connections on ``transport``: closes every listener :meth:`accept`
+        opened on it and resolves once their sockets are closed. Connections already made
+        stay. Raises :class:`swarmplex.InvalidInputError` (a :class:`ValueError`) when nothing
+        accepts on ``transport``."""
+        t = _check_transport(transport)
+        mine = [a for a in self._accepted if a.transport == t]
+        if not mine:
+            raise InvalidInputError(f"not accepting on {t!r}: call accept({t!r}) first")
+        # Forgotten before awaiting, so a concurrent unaccept does not close them twice.
+        self._accepted = [a for a in self._accepted if a.transport != t]
+        results = await asyncio.gather(
+            *(self.swarm._native.stop_listening(a.multiaddr) for a in mine), return_exceptions=True
+        )
+        for r in results:
+            if isinstance(r, BaseException):
+                raise r
 
     async def connect(self, transport: str, host: str, *, port: int) -> Connection:
         """Connect to a known peer; resolves with the connection once it is up."""
