@@ -5,10 +5,8 @@ import io.swarmplex.ffi.JoinOptions
 import io.swarmplex.ffi.Swarm
 import io.swarmplex.ffi.SwarmEvent
 import io.swarmplex.ffi.SwarmplexException
-import io.swarmplex.ffi.Testnet
 import io.swarmplex.ffi.liveHandles
 import io.swarmplex.ffi.localOptions
-import io.swarmplex.ffi.startTestnet
 import io.swarmplex.ffi.topicFromName
 import kotlinx.coroutines.CoroutineScope
 import kotlinx.coroutines.CoroutineStart
@@ -20,10 +18,7 @@ import kotlinx.coroutines.flow.first
 import kotlinx.coroutines.flow.toList
 import kotlinx.coroutines.flow.transformWhile
 import kotlinx.coroutines.launch
-import kotlinx.coroutines.runBlocking
 import kotlinx.coroutines.withContext
-import kotlinx.coroutines.withTimeout
-import org.junit.jupiter.api.AfterAll
 import org.junit.jupiter.api.AfterEach
 import org.junit.jupiter.api.Assertions.assertArrayEquals
 import org.junit.jupiter.api.Assertions.assertEquals
@@ -31,10 +26,8 @@ import org.junit.jupiter.api.Assertions.assertFalse
 import org.junit.jupiter.api.Assertions.assertNotNull
 import org.junit.jupiter.api.Assertions.assertNull
 import org.junit.jupiter.api.Assertions.assertTrue
-import org.junit.jupiter.api.BeforeAll
 import org.junit.jupiter.api.BeforeEach
 import org.junit.jupiter.api.Test
-import org.junit.jupiter.api.TestInstance
 import org.junit.jupiter.api.assertThrows
 import java.util.concurrent.ConcurrentLinkedQueue
 
@@ -43,17 +36,7 @@ import java.util.concurrent.ConcurrentLinkedQueue
  * suspend/resume, the firewall callback, stream reset, and cancellation of long-lived waits.
  * Every test runs on a local testnet (127.0.0.1, mDNS off) inside scripts/netns-run.
  */
-@TestInstance(TestInstance.Lifecycle.PER_CLASS)
-class FeaturesTest {
-    private lateinit var testnet: Testnet
-    private val bootstrap get() = testnet.bootstrap()
-
-    @BeforeAll
-    fun startTestnet() = runBlocking { testnet = startTestnet(3u) }
-
-    @AfterAll
-    fun stopTestnet() = runBlocking { testnet.shutdownAndClose() }
-
+class FeaturesTest : TestnetFixture() {
     private var handlesBefore = 0L
 
     @BeforeEach
@@ -66,9 +49,6 @@ class FeaturesTest {
     fun noHandleLeft() {
         assertEquals(handlesBefore, liveHandles(), "native handles left open by the test")
     }
-
-    private fun <T> run(timeoutMs: Long = 30_000, block: suspend CoroutineScope.() -> T): T =
-        runBlocking { withTimeout(timeoutMs) { block() } }
 
     /** [n] local swarms, each shut down and closed afterwards whatever happens. */
     private fun withSwarms(n: Int, block: suspend CoroutineScope.(List<Swarm>) -> Unit) = run {

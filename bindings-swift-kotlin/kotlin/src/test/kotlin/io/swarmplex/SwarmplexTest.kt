@@ -6,12 +6,10 @@ import io.swarmplex.ffi.JoinOptions
 import io.swarmplex.ffi.Swarm
 import io.swarmplex.ffi.SwarmEvent
 import io.swarmplex.ffi.SwarmplexException
-import io.swarmplex.ffi.Testnet
 import io.swarmplex.ffi.debugPanic
 import io.swarmplex.ffi.debugPanicAsync
 import io.swarmplex.ffi.debugPanicEngine
 import io.swarmplex.ffi.liveHandles
-import io.swarmplex.ffi.startTestnet
 import io.swarmplex.ffi.topicFromName
 import kotlinx.coroutines.NonCancellable
 import kotlinx.coroutines.async
@@ -21,34 +19,16 @@ import kotlinx.coroutines.delay
 import kotlinx.coroutines.flow.first
 import kotlinx.coroutines.flow.toList
 import kotlinx.coroutines.flow.takeWhile
-import kotlinx.coroutines.runBlocking
-import kotlinx.coroutines.withTimeout
 import kotlinx.coroutines.withTimeoutOrNull
-import org.junit.jupiter.api.AfterAll
 import org.junit.jupiter.api.Assertions.assertArrayEquals
 import org.junit.jupiter.api.Assertions.assertEquals
 import org.junit.jupiter.api.Assertions.assertTrue
-import org.junit.jupiter.api.BeforeAll
 import org.junit.jupiter.api.Test
-import org.junit.jupiter.api.TestInstance
 import org.junit.jupiter.api.assertThrows
 import java.io.File
 
 /** Every test runs on a local testnet (127.0.0.1, mDNS off) inside scripts/netns-run. */
-@TestInstance(TestInstance.Lifecycle.PER_CLASS)
-class SwarmplexTest {
-    private lateinit var testnet: Testnet
-    private val bootstrap get() = testnet.bootstrap()
-
-    @BeforeAll
-    fun startTestnet() = runBlocking { testnet = startTestnet(3u) }
-
-    @AfterAll
-    fun stopTestnet() = runBlocking { testnet.shutdownAndClose() }
-
-    private fun <T> run(timeoutMs: Long = 30_000, block: suspend kotlinx.coroutines.CoroutineScope.() -> T): T =
-        runBlocking { withTimeout(timeoutMs) { block() } }
-
+class SwarmplexTest : TestnetFixture() {
     /** Two swarms, each closed afterwards whatever happens. */
     private fun withPair(block: suspend kotlinx.coroutines.CoroutineScope.(Swarm, Swarm) -> Unit) = run {
         val a = Swarm.local(bootstrap)
