@@ -42,7 +42,12 @@ fn pipe_moves_8_mib_between_two_processes() {
     let data: Vec<u8> = (0..8u32 << 20).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
     let want: [u8; 32] = Sha256::digest(&data).into();
     let loopback = "/ip4/127.0.0.1/udp/0/quic-v1,/ip4/127.0.0.1/tcp/0";
-    let mut a = pipe("pipe-test", &bootstrap, loopback).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
+    let mut a = pipe("pipe-test", &bootstrap, loopback)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     let mut b = pipe("pipe-test", &bootstrap, loopback).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
     let mut a_in = a.stdin.take().unwrap();
     let feeder = std::thread::spawn(move || a_in.write_all(&data).unwrap()); // drop closes stdin
@@ -52,11 +57,61 @@ fn pipe_moves_8_mib_between_two_processes() {
     feeder.join().unwrap();
     let mut a_out = Vec::new();
     a.stdout.take().unwrap().read_to_end(&mut a_out).unwrap();
+    let mut a_err = String::new();
+    a.stderr.take().unwrap().read_to_string(&mut a_err).unwrap();
     assert!(a.wait().unwrap().success());
     assert!(b.wait().unwrap().success());
     assert_eq!(got.len(), 8 << 20);
     assert_eq!(<[u8; 32]>::from(Sha256::digest(&got)), want);
     assert!(a_out.is_empty());
+    assert!(!a_err.contains(" sent ("), "no progress bar when stderr is not a terminal: {a_err}");
+}
+
+/// A pseudo-terminal: (master, slave).
+fn pty() -> (std::fs::File, std::fs::File) {
+    use std::os::fd::FromRawFd;
+    let (mut master, mut slave) = (0, 0);
+    // SAFETY: openpty writes two new file descriptors, which the Files then own.
+    let rc = unsafe { libc::openpty(&mut master, &mut slave, std::ptr::null_mut(), std::ptr::null(), std::ptr::null()) };
+    assert_eq!(rc, 0, "openpty: {}", std::io::Error::last_os_error());
+    // Close-on-exec, so that no child but the one given the slave as stderr holds either end.
+    for fd in [master, slave] {
+        unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+    }
+    unsafe { (std::fs::File::from_raw_fd(master), std::fs::File::from_raw_fd(slave)) }
+}
+
+#[test]
+fn pipe_draws_bytes_and_rate_on_a_terminal_stderr() {
+    let (_net, bootstrap) = testnet();
+    let loopback = "/ip4/127.0.0.1/udp/0/quic-v1,/ip4/127.0.0.1/tcp/0";
+    let (mut master, slave) = pty();
+    let mut a = pipe("pipe-tty", &bootstrap, loopback).stdin(Stdio::piped()).stdout(Stdio::null()).stderr(slave).spawn().unwrap();
+    let mut b = pipe("pipe-tty", &bootstrap, loopback).stdin(Stdio::null()).stdout(Stdio::piped()).spawn().unwrap();
+    // What the terminal shows, read until the last holder of the slave side (a) exits (EIO).
+    let screen = std::thread::spawn(move || {
+        let mut out = Vec::new();
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = master.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            out.extend_from_slice(&buf[..n]);
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    });
+    let mut a_in = a.stdin.take().unwrap();
+    let feeder = std::thread::spawn(move || a_in.write_all(&vec![42u8; 8 << 20]).unwrap()); // drop closes stdin
+    let mut got = Vec::new();
+    b.stdout.take().unwrap().read_to_end(&mut got).unwrap();
+    feeder.join().unwrap();
+    assert!(a.wait().unwrap().success());
+    assert!(b.wait().unwrap().success());
+    assert_eq!(got.len(), 8 << 20);
+    let screen = screen.join().unwrap();
+    // The bar's last frame: "8.00 MiB sent (<rate>/s) <elapsed>".
+    assert!(screen.contains("8.00 MiB sent ("), "{screen:?}");
+    assert!(screen.contains("/s)"), "a rate: {screen:?}");
 }
 
 /// Connects an in-process client to a `pipe` process listening on `listen`, then applies
