@@ -1428,12 +1428,9 @@ impl Engine {
                     }
                 }
             }
-            P2pEvent::ExpiredListenAddr { listener_id, address } => {
-                if let Some(addrs) = self.listener_addrs.get_mut(&listener_id) {
-                    addrs.retain(|a| *a != address);
-                }
-                self.forget_listen_addr(&address);
-            }
+            // The listener keeps the address in `listener_addrs` (until it closes), so that
+            // `StopListening` still finds it by the address `ListenOn` replied with.
+            P2pEvent::ExpiredListenAddr { address, .. } => self.forget_listen_addr(&address),
             P2pEvent::ListenerClosed { listener_id, reason, .. } => {
                 for address in self.listener_addrs.remove(&listener_id).unwrap_or_default() {
                     self.forget_listen_addr(&address);
