@@ -17,7 +17,7 @@ pub struct BenchArgs {
     /// 1 KiB round trips to time.
     #[arg(long, default_value_t = 1000)]
     round_trips: usize,
-    /// Transports to listen on: both, quic or tcp.
+    /// Transports to listen on: both (QUIC and TCP), quic, tcp or websocket.
     #[arg(long, default_value = "both")]
     transport: String,
     /// Print one JSON line instead of a table.
@@ -30,7 +30,8 @@ fn listen(transport: &str) -> Result<Vec<String>> {
         "both" => swarmplex::options::loopback_listen(0),
         "quic" => vec!["/ip4/127.0.0.1/udp/0/quic-v1".into()],
         "tcp" => vec!["/ip4/127.0.0.1/tcp/0".into()],
-        other => anyhow::bail!("--transport must be both, quic or tcp, not {other}"),
+        "websocket" => vec!["/ip4/127.0.0.1/tcp/0/ws".into()],
+        other => anyhow::bail!("--transport must be both, quic, tcp or websocket, not {other}"),
     })
 }
 
