@@ -119,7 +119,7 @@ async def test_python_and_the_rust_cli_exchange_data(testnet):
         await swarm.destroy()
 
 
-@pytest.mark.parametrize("name", ["hello_topic", "echo_by_key", "file_transfer", "chat"])
+@pytest.mark.parametrize("name", ["hello_topic", "echo_by_key", "file_transfer", "chat", "plex_echo"])
 def test_examples_run(name):
     env = dict(os.environ)
     env.pop("SWARMPLEX_BOOTSTRAP", None)  # each example starts its own local testnet

@@ -17,6 +17,10 @@ An asyncio binding of the swarmplex Rust engine::
 
     asyncio.run(main())
 
+The APIs of p2plex, peersockets and peer-exchange on the same engine: :mod:`swarmplex.plex`
+(:class:`Plex`, :class:`Peer`), :mod:`swarmplex.peersockets` (:class:`Peersockets`) and
+:mod:`swarmplex.exchange` (:class:`Exchange`).
+
 Engine logs go to the ``swarmplex`` logger; ``SWARMPLEX_LOG`` (env-filter syntax, e.g.
 ``debug``) chooses what the engine records (default ``warn,swarmplex=debug``).
 """
@@ -40,12 +44,18 @@ from ._errors import (
 from ._stream import Connection, Stream
 from ._swarm import EVENTS, LOOPBACK_LISTEN, Discovery, Swarm
 from .exchange import Exchange
+from .peersockets import Peersockets, TopicHandle
+from .plex import Peer, Plex
 from ._types import KeyPair, Message, PeerInfo, topic
 from .testnet import Testnet
 
 __all__ = [
     "Swarm",
     "Exchange",
+    "Plex",
+    "Peer",
+    "Peersockets",
+    "TopicHandle",
     "Discovery",
     "Connection",
     "Stream",

@@ -70,6 +70,28 @@ def _run_firewall(fn: Firewall, key: bytes, reply: Callable[[bool], None]) -> No
         reply(True)
 
 
+_callback_tasks: Set["asyncio.Future[Any]"] = set()
+
+
+def _callback_done(task: "asyncio.Future[Any]") -> None:
+    _callback_tasks.discard(task)
+    if not task.cancelled() and task.exception() is not None:
+        log.error("callback raised", exc_info=task.exception())
+
+
+def run_callback(cb: Callable[..., Any], *args: Any) -> None:
+    """Calls an application callback; a coroutine function's coroutine runs as a task. What it
+    raises is logged (the ``swarmplex`` logger), never propagated to the caller."""
+    try:
+        r = cb(*args)
+        if inspect.isawaitable(r):
+            task = asyncio.ensure_future(r)
+            _callback_tasks.add(task)
+            task.add_done_callback(_callback_done)
+    except Exception:
+        log.exception("callback raised")
+
+
 class _Feed(Generic[T]):
     """Items for async iterators; kept only while someone may read them."""
 
