@@ -40,9 +40,11 @@ test-kotlin:
 test-swift:
 	bash bindings-swift-kotlin/scripts/test-swift.sh
 
-# A Node peer, a Python peer and the CLI on one topic (needs the two packages built above).
+# A Node peer, a Python peer and the CLI on one topic; then Node and Python peersockets talking
+# (needs the two packages built above).
 test-cross: build
 	$(NETNS) bindings-python/.venv/bin/python examples/cross_language/run.py
+	$(NETNS) bindings-python/.venv/bin/python examples/cross_language/peersockets.py
 
 bench:
 	cargo build --release -p swarmplex-cli
