@@ -182,8 +182,13 @@ log "XCTest summary"
 passed=$(grep -c "^Test Case .* passed (" "$OUT" || true)
 failed=$(grep -c "^Test Case .* failed (" "$OUT" || true)
 skipped=$(grep -c "^Test Case .* skipped (" "$OUT" || true)
+started=$(grep -c "^Test Case .* started at" "$OUT" || true)
 grep -E "^Test Suite 'All tests'|^[[:space:]]*Executed [0-9]+ tests?" "$OUT" | tail -2 || true
 echo "passed: $passed, failed: $failed, skipped: $skipped"
+if [ "$started" -ne $((passed + failed + skipped)) ]; then
+    echo "$started tests started but only $((passed + failed + skipped)) finished: the test process died" >&2
+    rc=1
+fi
 if [ "$rc" -eq 0 ] && { [ "$passed" -eq 0 ] || [ "$failed" -ne 0 ] || [ "$skipped" -ne 0 ]; }; then
     echo "no test may fail or be skipped, and at least one must run" >&2
     rc=1

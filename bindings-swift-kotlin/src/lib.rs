@@ -12,8 +12,11 @@
 //! pending calls return at once (`None` or `SwarmplexError::Closed("cancelled")`).
 //!
 //! Panics never cross the FFI: uniffi catches them in every exported function (sync and async)
-//! and Kotlin sees `InternalException`; panics inside spawned tasks come back as
-//! [`SwarmplexError::Internal`].
+//! and reports them as an unexpected error (Kotlin: `InternalException`; Swift: uniffi's
+//! `rustPanic` error, whose `localizedDescription` is the panic message); panics inside spawned
+//! tasks come back as [`SwarmplexError::Internal`]. Every export returns [`Res`], even those that
+//! cannot fail otherwise: uniffi's Swift code calls a non-throwing export with `try!`, which would
+//! turn a caught panic into a trap of the host process; a throwing one throws instead.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -136,8 +139,8 @@ fn key(bytes: &[u8]) -> Res<PublicKey> {
 
 /// `sha256(name)`: a topic from a human-readable name.
 #[uniffi::export]
-pub fn topic_from_name(name: String) -> Vec<u8> {
-    Topic::from_name(&name).0.to_vec()
+pub fn topic_from_name(name: String) -> Res<Vec<u8>> {
+    Ok(Topic::from_name(&name).0.to_vec())
 }
 
 /// Native handles alive (swarms, connections, streams, discoveries, testnets): for leak tests.
@@ -158,19 +161,20 @@ impl Drop for Live {
 
 /// How many native objects are alive (not yet closed/garbage-collected on the foreign side).
 #[uniffi::export]
-pub fn live_handles() -> i64 {
-    LIVE.load(Ordering::Relaxed)
+pub fn live_handles() -> Res<i64> {
+    Ok(LIVE.load(Ordering::Relaxed))
 }
 
-/// Test hook: panics in a sync export (must surface as an exception, not abort the process).
+/// Test hook: panics in a sync export (must surface as an exception, not abort the process;
+/// returns `Res` so that Swift throws rather than traps).
 #[uniffi::export]
-pub fn debug_panic(message: String) {
+pub fn debug_panic(message: String) -> Res<()> {
     panic!("{message}");
 }
 
 /// Test hook: panics inside an async export.
 #[uniffi::export]
-pub async fn debug_panic_async(message: String) {
+pub async fn debug_panic_async(message: String) -> Res<()> {
     panic!("{message}");
 }
 
@@ -209,9 +213,9 @@ pub struct SwarmOptions {
 /// The options of [`Swarm::local`] (loopback listen addresses, mDNS off, `bootstrap` as given),
 /// to adjust before `Swarm(options)`, e.g. to add a firewall.
 #[uniffi::export]
-pub fn local_options(bootstrap: Vec<String>) -> SwarmOptions {
+pub fn local_options(bootstrap: Vec<String>) -> Res<SwarmOptions> {
     let o = swarmplex::SwarmOptions::local(bootstrap);
-    SwarmOptions {
+    Ok(SwarmOptions {
         bootstrap: o.bootstrap,
         seed: None,
         network: o.network,
@@ -219,7 +223,7 @@ pub fn local_options(bootstrap: Vec<String>) -> SwarmOptions {
         mdns: o.mdns,
         listen: o.listen,
         firewall: None,
-    }
+    })
 }
 
 /// Decides whether a peer may connect (the core's `firewall`, Hyperswarm's convention).
@@ -377,8 +381,8 @@ impl Swarm {
     }
 
     /// This swarm's 32-byte public key.
-    pub fn public_key(&self) -> Vec<u8> {
-        self.inner.public_key().as_bytes().to_vec()
+    pub fn public_key(&self) -> Res<Vec<u8>> {
+        Ok(self.inner.public_key().as_bytes().to_vec())
     }
 
     /// Joins a 32-byte topic; returns at once (await `Discovery.flushed()`).
@@ -454,18 +458,20 @@ impl Swarm {
     }
 
     /// Dials in progress (as of the last `Update` event).
-    pub fn connecting(&self) -> u64 {
-        self.inner.connecting() as u64
+    pub fn connecting(&self) -> Res<u64> {
+        Ok(self.inner.connecting() as u64)
     }
 
     /// Receives topic messages sent to `topic` (`Message` events; see `Connection.sendMessage`).
-    pub fn join_messages(&self, topic: String) {
-        self.inner.join_messages(&topic)
+    pub fn join_messages(&self, topic: String) -> Res<()> {
+        self.inner.join_messages(&topic);
+        Ok(())
     }
 
     /// Stops receiving topic messages for `topic`.
-    pub fn leave_messages(&self, topic: String) {
-        self.inner.leave_messages(&topic)
+    pub fn leave_messages(&self, topic: String) -> Res<()> {
+        self.inner.leave_messages(&topic);
+        Ok(())
     }
 
     /// Starts finding the peer with this 32-byte key (through its `listen()` announce) and
@@ -492,27 +498,28 @@ impl Swarm {
 
     /// Events through a handle whose `cancel()` ends a pending `next()` at once (for callers
     /// that cannot drop a pending call). One event queue per swarm: one consumer at a time.
-    pub fn subscribe(&self) -> Arc<EventSubscription> {
+    pub fn subscribe(&self) -> Res<Arc<EventSubscription>> {
         let (cancel, _) = watch::channel(false);
-        Arc::new(EventSubscription { swarm: self.inner.clone(), cancel, _live: Live::new() })
+        Ok(Arc::new(EventSubscription { swarm: self.inner.clone(), cancel, _live: Live::new() }))
     }
 
     /// The next event, or `None` once the swarm is destroyed. Cancelling the call loses nothing.
-    pub async fn next_event(&self) -> Option<SwarmEvent> {
+    pub async fn next_event(&self) -> Res<Option<SwarmEvent>> {
         // Only a channel receive (tokio sync primitives need no runtime): polled in place so a
         // dropped call cancels it cleanly.
-        self.inner.next_event().await.map(SwarmEvent::from)
+        Ok(self.inner.next_event().await.map(SwarmEvent::from))
     }
 
     /// Closes every connection and stops the engine (the core's `destroy`; named so because
     /// uniffi's Kotlin objects already have `destroy()`/`close()` to free the native handle).
-    pub async fn shutdown(&self) {
+    pub async fn shutdown(&self) -> Res<()> {
         let s = self.inner.clone();
         let _ = on_core(async move {
             s.destroy().await;
             Ok(())
         })
         .await;
+        Ok(())
     }
 }
 
@@ -528,23 +535,24 @@ pub struct EventSubscription {
 impl EventSubscription {
     /// The next event; `None` once the swarm is destroyed or the subscription cancelled.
     /// A cancelled call takes no event from the queue.
-    pub async fn next(&self) -> Option<SwarmEvent> {
+    pub async fn next(&self) -> Res<Option<SwarmEvent>> {
         let mut cancelled = self.cancel.subscribe();
         // Polled in place like `Swarm.nextEvent` (a channel receive, cancel-safe).
-        tokio::select! {
+        Ok(tokio::select! {
             biased;
             _ = cancelled.wait_for(|c| *c) => None,
             e = self.swarm.next_event() => e.map(SwarmEvent::from),
-        }
+        })
     }
 
     /// Ends the subscription: a pending `next()` returns `None` at once, and so do later ones.
-    pub fn cancel(&self) {
+    pub fn cancel(&self) -> Res<()> {
         self.cancel.send_replace(true);
+        Ok(())
     }
 
-    pub fn is_cancelled(&self) -> bool {
-        *self.cancel.borrow()
+    pub fn is_cancelled(&self) -> Res<bool> {
+        Ok(*self.cancel.borrow())
     }
 }
 
@@ -593,9 +601,10 @@ impl PeerSearch {
     /// Stops the search: a pending `connection()` fails with `Closed("cancelled")` at once
     /// (no-op if it already finished). The peer stays joined: call `Swarm.leavePeer` to stop
     /// reconnecting to it.
-    pub fn cancel(&self) {
+    pub fn cancel(&self) -> Res<()> {
         self.task.abort();
         Self::settle(&self.result, Err(cancelled()));
+        Ok(())
     }
 }
 
@@ -608,8 +617,8 @@ pub struct Discovery {
 
 #[uniffi::export]
 impl Discovery {
-    pub fn topic(&self) -> Vec<u8> {
-        self.inner.topic().0.to_vec()
+    pub fn topic(&self) -> Res<Vec<u8>> {
+        Ok(self.inner.topic().0.to_vec())
     }
 
     /// Waits until this topic's current round is done.
@@ -648,31 +657,31 @@ impl Connection {
 
 #[uniffi::export]
 impl Connection {
-    pub fn remote_public_key(&self) -> Vec<u8> {
-        self.inner.remote_public_key().as_bytes().to_vec()
+    pub fn remote_public_key(&self) -> Res<Vec<u8>> {
+        Ok(self.inner.remote_public_key().as_bytes().to_vec())
     }
 
     /// 32 bytes equal on both sides.
-    pub fn handshake_hash(&self) -> Vec<u8> {
-        self.inner.handshake_hash().to_vec()
+    pub fn handshake_hash(&self) -> Res<Vec<u8>> {
+        Ok(self.inner.handshake_hash().to_vec())
     }
 
-    pub fn is_initiator(&self) -> bool {
-        self.inner.is_initiator()
+    pub fn is_initiator(&self) -> Res<bool> {
+        Ok(self.inner.is_initiator())
     }
 
-    pub fn is_closed(&self) -> bool {
-        self.inner.is_closed()
+    pub fn is_closed(&self) -> Res<bool> {
+        Ok(self.inner.is_closed())
     }
 
     /// What we know about the peer now (its topics grow as it is found under more of them).
-    pub fn peer_info(&self) -> PeerInfo {
-        self.inner.peer_info().into()
+    pub fn peer_info(&self) -> Res<PeerInfo> {
+        Ok(self.inner.peer_info().into())
     }
 
     /// The session's default byte stream (the same handle every time).
-    pub fn socket(&self) -> Arc<Stream> {
-        self.socket.clone()
+    pub fn socket(&self) -> Res<Arc<Stream>> {
+        Ok(self.socket.clone())
     }
 
     /// Opens a named stream; the remote takes it with `receiveStream(name)`.
@@ -703,24 +712,26 @@ impl Connection {
     }
 
     /// Waits until the session ends and says why; `None` if `cancelWaits()` ended the wait.
-    pub async fn closed(&self) -> Option<CloseReason> {
+    pub async fn closed(&self) -> Res<Option<CloseReason>> {
         let c = self.inner.clone();
         let wait = self.waits.guard(async move {
             let e = c.closed().await;
             Ok(CloseReason { kind: e.kind().as_str().to_string(), message: e.to_string() })
         });
-        on_core(wait).await.ok()
+        Ok(on_core(wait).await.ok())
     }
 
     /// Ends every pending `receiveStream`, `createSharedStream` (with `Closed("cancelled")`)
     /// and `closed()` (with `None`) made through this handle; later calls work normally.
-    pub fn cancel_waits(&self) {
-        self.waits.cancel()
+    pub fn cancel_waits(&self) -> Res<()> {
+        self.waits.cancel();
+        Ok(())
     }
 
     /// Ends the session (the core's `close`; `close()` frees the handle in Kotlin).
-    pub fn disconnect(&self) {
-        self.inner.close()
+    pub fn disconnect(&self) -> Res<()> {
+        self.inner.close();
+        Ok(())
     }
 }
 
@@ -741,13 +752,13 @@ impl Stream {
 
 #[uniffi::export]
 impl Stream {
-    pub fn name(&self) -> String {
-        self.inner.name().to_string()
+    pub fn name(&self) -> Res<String> {
+        Ok(self.inner.name().to_string())
     }
 
     /// The remote peer's 32-byte public key.
-    pub fn remote_public_key(&self) -> Vec<u8> {
-        self.inner.remote_public_key().as_bytes().to_vec()
+    pub fn remote_public_key(&self) -> Res<Vec<u8>> {
+        Ok(self.inner.remote_public_key().as_bytes().to_vec())
     }
 
     /// Up to `max` bytes (waits for at least one); empty means the remote ended the stream.
@@ -772,7 +783,7 @@ impl Stream {
 
     /// Aborts our side: the remote's reads fail with `Reset` instead of ending cleanly. Pending
     /// writes through this handle are cancelled first, so a reset never waits behind them.
-    pub async fn reset(&self) {
+    pub async fn reset(&self) -> Res<()> {
         self.writes.cancel();
         let s = self.inner.clone();
         let _ = on_core(async move {
@@ -780,19 +791,22 @@ impl Stream {
             Ok(())
         })
         .await;
+        Ok(())
     }
 
     /// Ends every pending `read` made through this handle with `Closed("cancelled")` at once;
     /// no data is lost and later reads work normally.
-    pub fn cancel_reads(&self) {
-        self.reads.cancel()
+    pub fn cancel_reads(&self) -> Res<()> {
+        self.reads.cancel();
+        Ok(())
     }
 
     /// Ends every pending `write`/`end` made through this handle with `Closed("cancelled")`.
     /// A write cut short may have sent part of its data, so the writing side then fails with
     /// `Reset` (the core's rule); use it to abandon a stream whose remote stopped reading.
-    pub fn cancel_writes(&self) {
-        self.writes.cancel()
+    pub fn cancel_writes(&self) -> Res<()> {
+        self.writes.cancel();
+        Ok(())
     }
 }
 
@@ -818,12 +832,12 @@ pub async fn start_testnet(nodes: u32) -> Res<Arc<Testnet>> {
 #[uniffi::export]
 impl Testnet {
     /// The nodes' multiaddrs, to pass to `Swarm.local`.
-    pub fn bootstrap(&self) -> Vec<String> {
-        self.bootstrap.clone()
+    pub fn bootstrap(&self) -> Res<Vec<String>> {
+        Ok(self.bootstrap.clone())
     }
 
     /// Stops every node (idempotent).
-    pub async fn shutdown(&self) {
+    pub async fn shutdown(&self) -> Res<()> {
         let t = self.inner.lock().unwrap_or_else(|p| p.into_inner()).take();
         if let Some(t) = t {
             let _ = on_core(async move {
@@ -832,5 +846,6 @@ impl Testnet {
             })
             .await;
         }
+        Ok(())
     }
 }

@@ -36,6 +36,9 @@ extension Swarm {
         case callSuccess:
             // A value that was ready when the task was cancelled is returned, not dropped.
             return try liftOptionalSwarmEvent(buffer)
+        case callError:
+            // `Swarm::next_event` returns `Res<…>` (so that a panic throws instead of trapping).
+            throw try FfiConverterTypeSwarmplexError_lift(status.errorBuf)
         case callCancelled:
             throw CancellationError()
         case callPanic:
@@ -152,6 +155,7 @@ extension Data {
 // Values of uniffi 0.32's C ABI (RustCallStatus codes, rust_future_poll results); the generated
 // file has the same constants, but file-private.
 private let callSuccess: Int8 = 0
+private let callError: Int8 = 1
 private let callPanic: Int8 = 2
 private let callCancelled: Int8 = 3
 private let pollReady: Int8 = 0

@@ -3,19 +3,18 @@
 // runs them inside scripts/netns-run (loopback only).
 import Foundation
 import Swarmplex
-import swarmplex_uniffiFFI
 import XCTest
 
 final class SwarmplexTests: XCTestCase {
     private var testnet: Testnet!
-    private var bootstrap: [String] { testnet.bootstrap() }
+    private var bootstrap: [String] { get throws { try testnet.bootstrap() } }
 
     override func setUp() async throws {
         testnet = try await startTestnet(nodes: 3)
     }
 
     override func tearDown() async throws {
-        await testnet?.shutdown()
+        try await testnet?.shutdown()
         testnet = nil
     }
 
@@ -28,17 +27,17 @@ final class SwarmplexTests: XCTestCase {
         do {
             try await body(a, b)
         } catch {
-            await a.shutdown()
-            await b.shutdown()
+            try? await a.shutdown()
+            try? await b.shutdown()
             throw error
         }
-        await a.shutdown()
-        await b.shutdown()
+        try await a.shutdown()
+        try await b.shutdown()
     }
 
     /// `a` serves `name`, `b` looks it up; both sides' new connection.
     private func connectByTopic(_ a: Swarm, _ b: Swarm, _ name: String) async throws -> (Connection, Connection) {
-        let topic = topicFromName(name: name)
+        let topic = try topicFromName(name: name)
         return try await within(30, "connect by topic") {
             async let ca = a.nextConnection()
             async let cb = b.nextConnection()
@@ -56,14 +55,14 @@ final class SwarmplexTests: XCTestCase {
     func testTwoSwarmsConnectByTopicAndExchangeDataBothWays() async throws {
         try await withPair { a, b in
             let (ca, cb) = try await connectByTopic(a, b, "swift-topic-exchange")
-            XCTAssertEqual(ca.remotePublicKey(), b.publicKey())
-            XCTAssertEqual(cb.remotePublicKey(), a.publicKey())
-            XCTAssertEqual(ca.handshakeHash(), cb.handshakeHash())
-            XCTAssertEqual(ca.handshakeHash().count, 32)
-            XCTAssertNotEqual(ca.isInitiator(), cb.isInitiator())
+            XCTAssertEqual(try ca.remotePublicKey(), try b.publicKey())
+            XCTAssertEqual(try cb.remotePublicKey(), try a.publicKey())
+            XCTAssertEqual(try ca.handshakeHash(), try cb.handshakeHash())
+            XCTAssertEqual(try ca.handshakeHash().count, 32)
+            XCTAssertNotEqual(try ca.isInitiator(), try cb.isInitiator())
 
-            let sa = ca.socket()
-            let sb = cb.socket()
+            let sa = try ca.socket()
+            let sb = try cb.socket()
             try await sb.write(text: "hello from b")
             let hello = try await sa.read(exactly: 12)
             XCTAssertEqual(text(hello), "hello from b")
@@ -84,7 +83,7 @@ final class SwarmplexTests: XCTestCase {
 
     func testClientAndServerOnBothSidesMakeExactlyOneConnectionEach() async throws {
         try await withPair { a, b in
-            let topic = topicFromName(name: "swift-dedup")
+            let topic = try topicFromName(name: "swift-dedup")
             async let eventsA = connectedEvents(a, during: 4)
             async let eventsB = connectedEvents(b, during: 4)
             try await a.joinAndFlush(topic)
@@ -98,7 +97,7 @@ final class SwarmplexTests: XCTestCase {
             XCTAssertEqual(openA.count, 1)
             XCTAssertEqual(openB.count, 1)
             if let x = connsA.first, let y = connsB.first {
-                XCTAssertEqual(x.handshakeHash(), y.handshakeHash())
+                XCTAssertEqual(try x.handshakeHash(), try y.handshakeHash())
             }
         }
     }
@@ -124,8 +123,8 @@ final class SwarmplexTests: XCTestCase {
                 guard let x = try await ca, let y = try await cb else { throw TestError("a swarm shut down") }
                 return (x, y)
             }
-            XCTAssertEqual(connA.remotePublicKey(), b.publicKey())
-            XCTAssertEqual(connB.remotePublicKey(), a.publicKey())
+            XCTAssertEqual(try connA.remotePublicKey(), try b.publicKey())
+            XCTAssertEqual(try connB.remotePublicKey(), try a.publicKey())
             try a.leavePeer(publicKey: b.publicKey())
         }
     }
@@ -136,7 +135,7 @@ final class SwarmplexTests: XCTestCase {
             async let incoming = cb.receiveStream(name: "chat")
             let out = try await ca.createStream(name: "chat")
             let inc = try await incoming
-            XCTAssertEqual(inc.name(), "chat")
+            XCTAssertEqual(try inc.name(), "chat")
             try await out.write(text: "ping")
             let ping = try await inc.read(exactly: 4)
             XCTAssertEqual(text(ping), "ping")
@@ -169,18 +168,18 @@ final class SwarmplexTests: XCTestCase {
             _ = try s.join(topic: Data(count: 32), options: JoinOptions(server: false, client: false))
         }
         expectError(.invalidInput) { _ = try Swarm.local(bootstrap: ["not a multiaddr"]) }
-        await s.shutdown()
+        try await s.shutdown()
 
         // A shut-down swarm fails with Closed, not a crash, and its event streams finish.
         let d = try Swarm.local(bootstrap: bootstrap)
-        await d.shutdown()
+        try await d.shutdown()
         do {
             try await d.flush()
             XCTFail("flush on a shut-down swarm did not throw")
         } catch let error as SwarmplexError {
             XCTAssertEqual(error.kind, "closed")
         }
-        let next = await d.nextEvent()
+        let next = try await d.nextEvent()
         XCTAssertNil(next)
         let nextCancellable = try await d.nextEventCancellable()
         XCTAssertNil(nextCancellable)
@@ -198,21 +197,26 @@ final class SwarmplexTests: XCTestCase {
             guard case .Internal = error else { return XCTFail("not Internal: \(error)") }
             XCTAssertEqual(error.kind, "internal")
         }
-        // Panics in the exports themselves are caught by uniffi's scaffolding and reported as
-        // status CALL_UNEXPECTED_ERROR (2) with the panic message; the process goes on. Checked at
-        // the C ABI because uniffi's Swift wrappers of non-throwing exports (`debugPanic`,
-        // `debugPanicAsync`) `try!` that status, which would trap; throwing exports raise it as an
-        // Error (see README, "Swift").
-        let sync = rawDebugPanic("sync boom")
-        XCTAssertEqual(sync.code, 2)
-        XCTAssertTrue(sync.message.contains("sync boom"), sync.message)
-        let async_ = await rawDebugPanicAsync("async boom")
-        XCTAssertEqual(async_.code, 2)
-        XCTAssertTrue(async_.message.contains("async boom"), async_.message)
+        // Panics in the exports themselves are caught by uniffi's scaffolding (status
+        // CALL_UNEXPECTED_ERROR with the panic message). Every export returns `Res<…>`, so the Swift
+        // wrappers throw uniffi's internal `rustPanic` error (not a SwarmplexError; its description
+        // is the panic message) instead of trapping on `try!`; the process goes on.
+        do {
+            try debugPanic(message: "sync boom")
+            XCTFail("debugPanic did not throw")
+        } catch {
+            assertRustPanic(error, "sync boom")
+        }
+        do {
+            try await debugPanicAsync(message: "async boom")
+            XCTFail("debugPanicAsync did not throw")
+        } catch {
+            assertRustPanic(error, "async boom")
+        }
         // And the library still works.
         let s = try Swarm.local(bootstrap: bootstrap)
-        XCTAssertEqual(s.publicKey().count, 32)
-        await s.shutdown()
+        XCTAssertEqual(try s.publicKey().count, 32)
+        try await s.shutdown()
     }
 
     func test100CreateAndDestroyCyclesDoNotLeak() async throws {
@@ -221,24 +225,24 @@ final class SwarmplexTests: XCTestCase {
         func threads() -> Int { count("/proc/self/task") }
         for _ in 0..<5 { // warm up the runtime
             let s = try Swarm.local(bootstrap: bootstrap)
-            await s.shutdown()
+            try await s.shutdown()
         }
-        let handles0 = liveHandles()
+        let handles0 = try liveHandles()
         let fds0 = fds()
         let threads0 = threads()
         XCTAssertGreaterThan(fds0, 0)
         for i in 0..<100 {
             let s = try Swarm.local(bootstrap: bootstrap)
             _ = try s.join(topic: topicFromName(name: "swift-leak-\(i)"), options: JoinOptions())
-            await s.shutdown()
+            try await s.shutdown()
         } // each swarm (and discovery) is released here by ARC, which frees the native handle
         // Engines finish closing their sockets just after shutdown returns.
         var tries = 0
-        while (fds() > fds0 + 4 || liveHandles() != handles0) && tries < 50 {
+        while try (fds() > fds0 + 4 || liveHandles() != handles0) && tries < 50 {
             tries += 1
             try await Task.sleep(nanoseconds: 100_000_000)
         }
-        XCTAssertEqual(liveHandles(), handles0, "native handles")
+        XCTAssertEqual(try liveHandles(), handles0, "native handles")
         XCTAssertLessThanOrEqual(fds(), fds0 + 4, "fds \(fds()) vs \(fds0)")
         XCTAssertLessThanOrEqual(threads(), threads0 + 4, "threads \(threads()) vs \(threads0)")
     }
@@ -300,48 +304,12 @@ func expectError(_ kind: Kind, file: StaticString = #filePath, line: UInt = #lin
     return nil
 }
 
-// The C ABI, for the panic test.
-
-private func lowerString(_ s: String) -> RustBuffer {
-    var status = RustCallStatus()
-    return Array(s.utf8).withUnsafeBufferPointer { bytes in
-        ffi_swarmplex_uniffi_rustbuffer_from_bytes(ForeignBytes(len: Int32(bytes.count), data: bytes.baseAddress), &status)
-    }
-}
-
-private func takeString(_ buffer: RustBuffer) -> String {
-    let s = buffer.data.map { String(decoding: UnsafeBufferPointer(start: $0, count: Int(buffer.len)), as: UTF8.self) } ?? ""
-    var status = RustCallStatus()
-    ffi_swarmplex_uniffi_rustbuffer_free(buffer, &status)
-    return s
-}
-
-/// `debug_panic(message)` through the C ABI: the call status code and error message.
-private func rawDebugPanic(_ message: String) -> (code: Int8, message: String) {
-    var status = RustCallStatus()
-    uniffi_swarmplex_uniffi_fn_func_debug_panic(lowerString(message), &status)
-    return (status.code, status.code == 0 ? "" : takeString(status.errorBuf))
-}
-
-private final class Waiter {
-    let continuation: CheckedContinuation<Int8, Never>
-    init(_ continuation: CheckedContinuation<Int8, Never>) { self.continuation = continuation }
-}
-
-private let wake: UniffiRustFutureContinuationCallback = { data, poll in
-    Unmanaged<Waiter>.fromOpaque(UnsafeRawPointer(bitPattern: UInt(data))!).takeRetainedValue()
-        .continuation.resume(returning: poll)
-}
-
-/// `debug_panic_async(message)` driven through uniffi's future ABI: status code and message.
-private func rawDebugPanicAsync(_ message: String) async -> (code: Int8, message: String) {
-    let future = uniffi_swarmplex_uniffi_fn_func_debug_panic_async(lowerString(message))
-    defer { ffi_swarmplex_uniffi_rust_future_free_void(future) }
-    while await withCheckedContinuation({ (c: CheckedContinuation<Int8, Never>) in
-        let box = Unmanaged.passRetained(Waiter(c)).toOpaque()
-        ffi_swarmplex_uniffi_rust_future_poll_void(future, wake, UInt64(UInt(bitPattern: box)))
-    }) != 0 {}
-    var status = RustCallStatus()
-    ffi_swarmplex_uniffi_rust_future_complete_void(future, &status)
-    return (status.code, status.code == 0 ? "" : takeString(status.errorBuf))
+/// Asserts that `error` is uniffi's report of a Rust panic carrying `message`: not a
+/// SwarmplexError (uniffi's `UniffiInternalError.rustPanic` is file-private to the generated code,
+/// so it is recognised by its description).
+func assertRustPanic(_ error: Error, _ message: String, file: StaticString = #filePath, line: UInt = #line) {
+    XCTAssertFalse(error is SwarmplexError, "a panic became \(error)", file: file, line: line)
+    XCTAssertTrue(String(describing: error).contains("rustPanic"), "\(error)", file: file, line: line)
+    let description = (error as? LocalizedError)?.errorDescription ?? ""
+    XCTAssertTrue(description.contains(message), "description: \(description)", file: file, line: line)
 }
