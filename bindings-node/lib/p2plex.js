@@ -142,23 +142,42 @@ class Peer extends EventEmitter {
   _open (method, id, counted) {
     const key = (method === 'receiveStream' ? 'n:' : 's:') + id
     let stream = null
+    // A receive on a live peer counts itself at once, before any await, so that a 'stream'
+    // event handled meanwhile leaves the stream to it (see _onstream).
+    const now = this.connected ? this : null
+    if (counted && now) now._count(key, 1)
     const opening = (async () => {
-      const carrier = await this._carrier()
-      if (stream.destroyed) throw new Error('stream destroyed before it opened')
-      carrier._streams.add(stream)
-      stream.once('close', () => carrier._streamClosed(stream))
-      if (!counted) return carrier._socket._native[method](id)
-      carrier._receiving.set(key, (carrier._receiving.get(key) || 0) + 1)
+      let carrier = now
       try {
+        await null // `stream` is assigned once this function has returned its promise
+        if (carrier === null || !carrier.connected) {
+          if (counted && carrier) carrier._count(key, -1)
+          carrier = null
+          carrier = await this._carrier()
+          if (counted) carrier._count(key, 1)
+        }
+        if (stream.destroyed) throw new Error('stream destroyed before it opened')
+        carrier._track(stream)
         return await carrier._socket._native[method](id)
       } finally {
-        const n = carrier._receiving.get(key) - 1
-        if (n > 0) carrier._receiving.set(key, n)
-        else carrier._receiving.delete(key)
+        if (counted && carrier) carrier._count(key, -1)
       }
     })().catch((err) => { throw toError(err) })
     stream = new SwarmSocket(null, this.plex.publicKey, { opening, remotePublicKey: this.publicKey, name: id })
     return stream
+  }
+
+  // Receives under way per 'n:'/'s:' + id (they take the stream a 'stream' event announces).
+  _count (key, delta) {
+    const n = (this._receiving.get(key) || 0) + delta
+    if (n > 0) this._receiving.set(key, n)
+    else this._receiving.delete(key)
+  }
+
+  // Counts `stream` toward this connection's auto-close.
+  _track (stream) {
+    this._streams.add(stream)
+    stream.once('close', () => this._streamClosed(stream))
   }
 
   _streamClosed (stream) {
@@ -173,7 +192,16 @@ class Peer extends EventEmitter {
   // An inbound stream nobody asked for (yet).
   _onstream (id, shared) {
     if (this._receiving.get((shared ? 's:' : 'n:') + id)) return // a pending receive takes it
-    const stream = this._open(shared ? 'createSharedStream' : 'receiveStream', id, false)
+    // Take the announced stream now; none is left if a receive took it before this event.
+    let native
+    try {
+      native = this._socket._native.takeParkedStream(id, shared)
+    } catch {
+      return // the connection is gone
+    }
+    if (!native) return
+    const stream = new SwarmSocket(native, this.plex.publicKey, { name: id })
+    this._track(stream)
     this.emit('stream', stream, id)
   }
 

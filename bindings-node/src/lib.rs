@@ -834,6 +834,16 @@ impl NativeConnection {
         })
     }
 
+    /// Takes the stream the remote opened under `name` that waits unclaimed (announced by a
+    /// `stream` event), or `null` if a `receiveStream`/`createSharedStream` already took it.
+    #[napi]
+    pub fn take_parked_stream(&self, name: String, shared: bool) -> Result<Option<NativeConnection>> {
+        guard(|| {
+            let s = self.conn.take_parked_stream(&name, shared);
+            Ok(s.map(|s| NativeConnection::with_stream(self.conn.clone(), s, false)))
+        })
+    }
+
     /// The shared stream `name`: both sides ask for it and get its two ends.
     #[napi(ts_return_type = "Promise<NativeConnection>")]
     pub fn create_shared_stream<'e>(&self, env: &'e Env, name: String) -> Result<Object<'e>> {

@@ -115,6 +115,32 @@ test("a stream nobody waited for arrives as peer 'stream'; reopen after auto-clo
   assert.ok(a.peers.has(newPeer) && !a.peers.has(aPeer))
 })
 
+test("a receiveStream that takes an announced stream first: no 'stream' event, no stale receive", T, async (t) => {
+  const { create } = await setup(t)
+  const a = create()
+  const b = create()
+  const [aPeer, bPeer] = await connectPair(a, b)
+  const announced = []
+  bPeer.on('stream', (stream, id) => announced.push(id))
+  // The app hears the engine's notice of stream 'x' before p2plex does (its listener runs first)
+  // and asks for that stream itself: the stream is already waiting, unclaimed, in the engine.
+  let first = null
+  b.swarm.prependListener('stream', (remote, name) => {
+    if (name === 'x' && first === null) first = bPeer.receiveStream('x')
+  })
+  const noticed = waitFor(b.swarm, 'stream', (remote, name) => name === 'x', W)
+  aPeer.createStream('x').end('first')
+  await noticed
+  assert.ok(first, 'the app asked for the stream')
+  assert.strictEqual((await withTimeout(collect(first), W, 'first stream')).toString(), 'first')
+  // The next stream of that name goes to the next receive (not to a receive left over from
+  // the notice), and p2plex announced neither.
+  const second = bPeer.receiveStream('x')
+  aPeer.createStream('x').end('second')
+  assert.strictEqual((await withTimeout(collect(second), W, 'second stream')).toString(), 'second')
+  assert.deepStrictEqual(announced, [])
+})
+
 test('shared streams: both sides ask, data meets', T, async (t) => {
   const { create } = await setup(t)
   const a = create()

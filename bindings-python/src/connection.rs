@@ -119,6 +119,13 @@ impl NativeConnection {
         spawn(py, async move { conn.receive_stream(&name).await.map(stream_out) })
     }
 
+    /// Takes the remote's stream `name` that waits unclaimed (announced by a stream event), or
+    /// `None` if a receive already took it. Never waits.
+    #[pyo3(signature = (name, shared=false))]
+    fn take_parked_stream(&self, name: String, shared: bool) -> Option<NativeStream> {
+        self.conn.take_parked_stream(&name, shared).map(|s| NativeStream { st: StreamState::new(s) })
+    }
+
     /// Both sides get the two ends of one stream.
     fn create_shared_stream<'py>(&self, py: Python<'py>, name: String) -> PyResult<Bound<'py, PyAny>> {
         let conn = self.conn.clone();

@@ -132,6 +132,26 @@ async def test_receive_stream_takes_a_stream_that_arrived_first(plexes):
     await within(b_peer.wait_disconnected(), "auto-close")
 
 
+async def test_a_late_stream_notice_does_not_hold_up_next_stream(plexes):
+    a, b = await plexes(), await plexes()
+    a_peer, b_peer = await connect(a, b)
+    receiving = asyncio.ensure_future(b_peer.receive_stream("x"))
+    s = await within(a_peer.create_stream("x"))
+    s.write(b"one")
+    s.write_eof()
+    x = await within(receiving)
+    assert await within(x.read()) == b"one"
+    # The engine's notice of a stream and a receive's result travel apart, so the notice can be
+    # handled after a receive took its stream: replay the notice for "x" that late.
+    b.swarm._emit("stream", a.public_key, "x", False)
+    y = await within(a_peer.create_stream("y"))
+    y.write(b"two")
+    y.write_eof()
+    got, name = await within(b_peer.next_stream(), "next_stream")
+    assert name == "y"
+    assert await within(got.read()) == b"two"
+
+
 async def test_shared_streams(plexes):
     a, b = await plexes(), await plexes()
     a_peer, b_peer = await connect(a, b)

@@ -317,7 +317,7 @@ pub enum SwarmEvent {
     Update { connecting: u64, connections: u64 },
     Ban { remote: Vec<u8> },
     PeerTopic { remote: Vec<u8>, topic: Vec<u8> },
-    /// The remote opened a stream nobody waited for; take it with `receiveStream(name)`.
+    /// The remote opened a stream nobody waited for; take it with `Connection.takeParkedStream`.
     IncomingStream { remote: Vec<u8>, name: String, shared: bool },
     Message { remote: Vec<u8>, topic: String, data: Vec<u8> },
 }
@@ -694,6 +694,13 @@ impl Connection {
     pub async fn receive_stream(&self, name: String) -> Res<Arc<Stream>> {
         let c = self.inner.clone();
         on_core(self.waits.guard(async move { Ok(Stream::wrap(c.receive_stream(&name).await?)) })).await
+    }
+
+    /// Takes the remote's stream `name` that waits unclaimed (announced by a `Stream` event)
+    /// without waiting; `None` if a `receiveStream`/`createSharedStream` already took it. Use it
+    /// when handling the event: a `receiveStream` there could take the next stream of that name.
+    pub fn take_parked_stream(&self, name: String, shared: bool) -> Res<Option<Arc<Stream>>> {
+        Ok(self.inner.take_parked_stream(&name, shared).map(Stream::wrap))
     }
 
     /// A stream both sides ask for by the same name and get the two ends of, whichever asks

@@ -104,6 +104,18 @@ pub(crate) struct Registry {
     unclaimed: HashMap<(u8, String), VecDeque<Stream>>,
 }
 
+impl Registry {
+    /// The oldest unclaimed stream under `key` (dropping the key's queue once empty).
+    fn pop_unclaimed(&mut self, key: &(u8, String)) -> Option<Stream> {
+        let q = self.unclaimed.get_mut(key)?;
+        let s = q.pop_front();
+        if q.is_empty() {
+            self.unclaimed.remove(key);
+        }
+        s
+    }
+}
+
 impl Connection {
     /// The remote peer's public key.
     pub fn remote_public_key(&self) -> PublicKey {
@@ -180,6 +192,16 @@ impl Connection {
         self.take(Kind::Named, name).await
     }
 
+    /// Takes a stream the remote opened under `name` that is waiting unclaimed (one announced
+    /// by a [`SwarmEvent::Stream`](crate::SwarmEvent::Stream) event), without waiting: `None` if
+    /// there is none. A `receive_stream`/`create_shared_stream` call may have taken the stream
+    /// between the event and its handling, so an event handler takes the stream with this call
+    /// rather than waiting for one (which would swallow the next stream of that name).
+    pub fn take_parked_stream(&self, name: &str, shared: bool) -> Option<Stream> {
+        let kind = if shared { Kind::Shared } else { Kind::Named };
+        self.inner.registry.lock().unwrap().pop_unclaimed(&(kind as u8, name.to_string()))
+    }
+
     /// A stream both sides ask for by the same name and get the two ends of; whichever side asks
     /// first, the data meets. Only the leader opens it, so two can never cross; the follower's
     /// call therefore resolves only once the leader's side has asked too, so do not make the
@@ -212,7 +234,7 @@ impl Connection {
         let rx = {
             let mut reg = self.inner.registry.lock().unwrap();
             let key = (kind as u8, name.to_string());
-            if let Some(s) = reg.unclaimed.get_mut(&key).and_then(|q| q.pop_front()) {
+            if let Some(s) = reg.pop_unclaimed(&key) {
                 return Ok(s);
             }
             let (tx, rx) = oneshot::channel();

@@ -135,7 +135,7 @@ async fn shared_streams_meet_whichever_side_asks_first() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_unclaimed_stream_is_announced_and_can_be_taken_later() {
+async fn an_unclaimed_stream_is_announced_and_taken_once() {
     let net = testnet().await;
     let (_s, client, cs, cc) = pair(&net, "unclaimed").await;
     let out = cs.create_stream("surprise").await.unwrap();
@@ -145,6 +145,19 @@ async fn an_unclaimed_stream_is_announced_and_can_be_taken_later() {
     assert!(matches!(&e, SwarmEvent::Stream { name, shared: false, .. } if name == "surprise"), "{e:?}");
     let got = cc.receive_stream("surprise").await.unwrap();
     assert_eq!(got.read_to_end().await.unwrap(), b"early bytes");
+
+    // The event's stream was taken by that receive: a handler of the event that comes late takes
+    // nothing (instead of waiting and swallowing the next stream of that name)...
+    assert!(cc.take_parked_stream("surprise", false).is_none());
+    // ...and takes the next one, announced by its own event, without waiting.
+    let out = cs.create_stream("surprise").await.unwrap();
+    out.write(b"second").await.unwrap();
+    out.end().await.unwrap();
+    next_matching(&client, "second stream event", |e| matches!(e, SwarmEvent::Stream { .. })).await;
+    let got = cc.take_parked_stream("surprise", false).expect("the second stream is parked");
+    assert_eq!(got.read_to_end().await.unwrap(), b"second");
+    assert!(cc.take_parked_stream("surprise", false).is_none());
+    assert!(cc.take_parked_stream("surprise", true).is_none(), "shared and named are apart");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

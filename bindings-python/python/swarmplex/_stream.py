@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, AsyncIterator, Iterable, Union
+from typing import TYPE_CHECKING, AsyncIterator, Iterable, Optional, Union
 
 from . import _native
 from ._errors import InvalidInputError, SwarmplexError, error_from_kind
@@ -272,6 +272,14 @@ class Connection(_ByteStream):
     async def receive_stream(self, name: str) -> Stream:
         """Wait for the remote's :meth:`create_stream` with this name."""
         return Stream(await self._c.receive_stream(_check_name(name)))
+
+    def take_parked_stream(self, name: str, shared: bool = False) -> Optional[Stream]:
+        """Take the remote's stream ``name`` announced by a ``stream`` event, without waiting:
+        ``None`` if a :meth:`receive_stream` (or :meth:`create_shared_stream`) already took it.
+        Use it when handling the event; waiting with :meth:`receive_stream` there could take the
+        next stream of that name instead."""
+        native = self._c.take_parked_stream(_check_name(name), shared)
+        return None if native is None else Stream(native)
 
     async def create_shared_stream(self, name: str) -> Stream:
         """Both sides call this with one name and get the two ends of one stream."""

@@ -224,13 +224,17 @@ class Peer:
         """The next stream the remote opened that no :meth:`receive_stream` /
         :meth:`create_shared_stream` was waiting for, as ``(stream, id)``. Raises
         :class:`swarmplex.ClosedError` once the connection is gone."""
-        while not self._parked:
-            if not self._live:
-                raise ClosedError("peer disconnected")
-            self._news.clear()
-            await self._news.wait()
-        stream_id, shared = self._parked.popleft()
-        return await self._open_here("shared" if shared else "receive", stream_id), stream_id
+        while True:
+            while not self._parked:
+                if not self._live:
+                    raise ClosedError("peer disconnected")
+                self._news.clear()
+                await self._news.wait()
+            stream_id, shared = self._parked.popleft()
+            # Taken without waiting: a receive may have taken it since its event (then skip it).
+            stream = self._conn.take_parked_stream(stream_id, shared)
+            if stream is not None:
+                return self._track(stream), stream_id
 
     async def iter_streams(self) -> AsyncIterator[Tuple[Stream, str]]:
         """``async for stream, id in peer.iter_streams():`` each :meth:`next_stream` until the
@@ -290,6 +294,10 @@ class Peer:
                     del self._receiving[key]
             if not opened:
                 self._check_idle()
+        return self._track(stream)
+
+    def _track(self, stream: Stream) -> Stream:
+        """``stream``, counted toward this connection's auto-close."""
         tracked = _Tracked(stream._s, self)
         self._streams.add(tracked)
         self._carried = True

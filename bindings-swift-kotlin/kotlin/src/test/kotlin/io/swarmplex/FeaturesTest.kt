@@ -299,6 +299,24 @@ class FeaturesTest : TestnetFixture() {
     }
 
     @Test
+    fun `an announced stream is taken once, without waiting`() = withSwarms(2) { (a, b) ->
+        val (ca, cb) = connectByTopic(a, b, "kotlin-parked")
+        val announced = async(start = CoroutineStart.UNDISPATCHED) {
+            b.eventsOf<SwarmEvent.IncomingStream>().first()
+        }
+        val out = ca.createStream("note")
+        out.writeText("parked")
+        out.end()
+        assertEquals("note", announced.await().name)
+        val got = cb.takeParkedStream("note", false)
+        assertNotNull(got)
+        assertEquals("parked", String(got!!.readToEnd()))
+        // Taken once: a second take (e.g. a late handler of the same event) gets nothing.
+        assertNull(cb.takeParkedStream("note", false))
+        listOf(out, got, ca, cb).forEach { it.close() }
+    }
+
+    @Test
     fun `reset is an error for the remote, not an end`() = withSwarms(2) { (a, b) ->
         val (ca, cb) = connectByTopic(a, b, "kotlin-reset")
         val incoming = async { cb.receiveStream("r") }
