@@ -26,7 +26,7 @@ const { EventEmitter } = require('events')
 const Swarm = require('..')
 const SwarmSocket = require('./socket')
 const { key32, checkObject, optBool, describe } = require('./errors')
-const { toError, call } = require('./native')
+const { binding, toError, call } = require('./native')
 
 const RECONNECT_MS = 30000
 
@@ -47,7 +47,7 @@ function timeoutError (ms) {
 
 function checkId (id) {
   if (typeof id !== 'string') throw new TypeError(`stream id must be a string, got ${describe(id)}`)
-  if (Buffer.byteLength(id) > 255) throw new TypeError('stream id longer than 255 bytes')
+  if (Buffer.byteLength(id) > binding.MAX_NAME) throw new TypeError(`stream id longer than ${binding.MAX_NAME} bytes`)
   return id
 }
 

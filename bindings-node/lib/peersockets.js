@@ -12,9 +12,10 @@
 // onmessage(remoteKey, msg): remoteKey is the sender's 32-byte public key, msg a Buffer.
 const { EventEmitter } = require('events')
 const { isBytes, toBuffer, key32, describe, checkObject } = require('./errors')
+const { binding } = require('./native')
 
 const PREFIX = 'peersockets/'
-const MAX_TOPIC = 255 - PREFIX.length
+const MAX_TOPIC = binding.MAX_NAME - PREFIX.length
 
 function toMessage (msg) {
   if (typeof msg === 'string') return Buffer.from(msg)

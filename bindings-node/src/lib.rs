@@ -32,6 +32,10 @@ const READ_CHUNK: usize = 256 * 1024;
 /// `drain` event: the engine-side equivalent of a kernel socket buffer.
 const MAX_INFLIGHT: usize = 1024 * 1024;
 
+/// Longest stream id or message-topic name, in UTF-8 bytes (the engine's limit).
+#[napi]
+pub const MAX_NAME: u32 = swarmplex::wire::MAX_NAME as u32;
+
 // ---- error and panic plumbing ---------------------------------------------------------------------
 
 fn engine_err(e: swarmplex::Error) -> napi::Error {

@@ -141,6 +141,19 @@ test("a receiveStream that takes an announced stream first: no 'stream' event, n
   assert.deepStrictEqual(announced, [])
 })
 
+test('stream ids up to the engine\'s 1024 bytes, as in Python; a longer one is a TypeError', T, async (t) => {
+  const { create } = await setup(t)
+  const a = create()
+  const b = create()
+  const [aPeer, bPeer] = await connectPair(a, b)
+  const id = 'é'.repeat(512) // 1024 UTF-8 bytes
+  const incoming = bPeer.receiveStream(id)
+  aPeer.createStream(id).end('long name')
+  assert.strictEqual((await withTimeout(collect(incoming), W, 'stream with a 1024-byte id')).toString(), 'long name')
+  assert.throws(() => aPeer.createStream(id + 'x'), TypeError)
+  assert.throws(() => bPeer.receiveStream('x'.repeat(1025)), TypeError)
+})
+
 test('shared streams: both sides ask, data meets', T, async (t) => {
   const { create } = await setup(t)
   const a = create()

@@ -118,6 +118,7 @@ test('send, broadcast, close, leave; a peer that did not join gets nothing', T, 
   // Errors: not connected, bad input.
   await assert.rejects(ha.send(Buffer.alloc(32, 9), 'x'), (err) => err.code === 'closed')
   assert.throws(() => sa.join(''), TypeError)
+  assert.throws(() => sa.join('x'.repeat(1024)), TypeError) // with its prefix, over the engine's 1024
   assert.throws(() => ha.send(B, 42), TypeError)
 })
 

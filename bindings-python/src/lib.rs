@@ -96,6 +96,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(_shutdown, m)?)?;
     m.add_function(wrap_pyfunction!(_panic_for_test, m)?)?;
     m.add("HIGH_WATER", stream::HIGH_WATER)?;
-    m.add("MAX_NAME", 1024usize)?;
+    m.add("MAX_NAME", swarmplex::wire::MAX_NAME)?;
     Ok(())
 }
