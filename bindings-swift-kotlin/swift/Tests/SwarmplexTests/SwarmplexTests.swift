@@ -157,6 +157,29 @@ final class SwarmplexTests: XCTestCase {
         }
     }
 
+    func testAnAnnouncedStreamIsTakenOnceWithoutWaiting() async throws {
+        try await withPair { a, b in
+            let (ca, cb) = try await connectByTopic(a, b, "swift-parked")
+            let out = try await ca.createStream(name: "note")
+            try await out.write(text: "parked")
+            try await out.end()
+            let name = try await within(30, "stream event") { () -> String in
+                while let event = try await b.nextEventCancellable() {
+                    if case let .incomingStream(_, name, _) = event { return name }
+                }
+                throw TestError("b shut down")
+            }
+            XCTAssertEqual(name, "note")
+            guard let got = try cb.takeParkedStream(name: "note", shared: false) else {
+                return XCTFail("the announced stream was not parked")
+            }
+            let data = try await got.readToEnd()
+            XCTAssertEqual(text(data), "parked")
+            // Taken once: a late second handler of the same event gets nothing.
+            XCTAssertNil(try cb.takeParkedStream(name: "note", shared: false))
+        }
+    }
+
     func testBadInputThrowsSwarmplexError() async throws {
         let s = try Swarm.local(bootstrap: bootstrap)
         let e = expectError(.invalidInput) { _ = try s.join(topic: Data(count: 31), options: JoinOptions()) }
