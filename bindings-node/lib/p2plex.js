@@ -75,6 +75,7 @@ class Peer extends EventEmitter {
     this._closing = false // auto-close or disconnect() under way
     this._streams = new Set()
     this._receiving = new Map() // 'n:'/'s:' + id -> receive calls not yet settled
+    this._deferred = new Map() // 'n:'/'s:' + id -> 'stream' notices held while receives run
     this._onTopic = (topic) => this._addTopic(topic)
     this._info = null
   }
@@ -168,10 +169,17 @@ class Peer extends EventEmitter {
   }
 
   // Receives under way per 'n:'/'s:' + id (they take the stream a 'stream' event announces).
+  // Once none is left, the notices held meanwhile announce what the receives did not take.
   _count (key, delta) {
     const n = (this._receiving.get(key) || 0) + delta
-    if (n > 0) this._receiving.set(key, n)
-    else this._receiving.delete(key)
+    if (n > 0) return this._receiving.set(key, n)
+    this._receiving.delete(key)
+    const held = this._deferred.get(key)
+    if (!held) return
+    this._deferred.delete(key)
+    process.nextTick(() => {
+      for (let i = 0; i < held; i++) this._announce(key.slice(2), key[0] === 's')
+    })
   }
 
   // Counts `stream` toward this connection's auto-close.
@@ -191,8 +199,19 @@ class Peer extends EventEmitter {
 
   // An inbound stream nobody asked for (yet).
   _onstream (id, shared) {
-    if (this._receiving.get((shared ? 's:' : 'n:') + id)) return // a pending receive takes it
-    // Take the announced stream now; none is left if a receive took it before this event.
+    const key = (shared ? 's:' : 'n:') + id
+    if (this._receiving.get(key)) {
+      // A receive under way takes one such stream: hold the notice until it settled.
+      this._deferred.set(key, (this._deferred.get(key) || 0) + 1)
+      return
+    }
+    this._announce(id, shared)
+  }
+
+  // Takes an announced stream without waiting (none is left if a receive took it first) and
+  // emits it as 'stream'.
+  _announce (id, shared) {
+    if (!this._live) return
     let native
     try {
       native = this._socket._native.takeParkedStream(id, shared)

@@ -141,6 +141,25 @@ test("a receiveStream that takes an announced stream first: no 'stream' event, n
   assert.deepStrictEqual(announced, [])
 })
 
+test("two streams of one id arrive while a receive runs: it takes one, 'stream' announces the other", T, async (t) => {
+  const { create } = await setup(t)
+  const a = create()
+  const b = create()
+  const [aPeer, bPeer] = await connectPair(a, b)
+  const announced = waitFor(bPeer, 'stream', (stream, id) => id === 'x', W)
+  let taken = null
+  b.swarm.prependListener('stream', (remote, name) => {
+    if (name === 'x' && taken === null) taken = bPeer.receiveStream('x')
+  })
+  const noticed = waitFor(b.swarm, 'stream', (remote, name) => name === 'x', W)
+  aPeer.createStream('x').end('one')
+  aPeer.createStream('x').end('two')
+  await noticed
+  const [other] = await announced
+  const got = await withTimeout(Promise.all([collect(taken), collect(other)]), W, 'both streams')
+  assert.deepStrictEqual(got.map(String).sort(), ['one', 'two'])
+})
+
 test('stream ids up to the engine\'s 1024 bytes, as in Python; a longer one is a TypeError', T, async (t) => {
   const { create } = await setup(t)
   const a = create()

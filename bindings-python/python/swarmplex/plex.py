@@ -175,7 +175,6 @@ class Peer:
         self._carried = False  # a stream was opened on this connection
         self._streams: Set[_Tracked] = set()
         self._opening = 0  # stream opens under way
-        self._receiving: Dict[Tuple[str, bool], int] = {}  # (id, shared) -> receives under way
         self._parked: Deque[Tuple[str, bool]] = deque()  # inbound streams nobody asked for yet
         self._news = asyncio.Event()
         self._gone = asyncio.Event()
@@ -277,10 +276,6 @@ class Peer:
     async def _open_here(self, kind: str, stream_id: str) -> Stream:
         conn = self._conn
         opener = {"create": conn.create_stream, "receive": conn.receive_stream, "shared": conn.create_shared_stream}[kind]
-        key = (stream_id, kind == "shared")
-        counted = kind != "create"
-        if counted:
-            self._receiving[key] = self._receiving.get(key, 0) + 1
         self._opening += 1
         opened = False
         try:
@@ -288,10 +283,6 @@ class Peer:
             opened = True
         finally:
             self._opening -= 1
-            if counted:
-                self._receiving[key] -= 1
-                if not self._receiving[key]:
-                    del self._receiving[key]
             if not opened:
                 self._check_idle()
         return self._track(stream)
@@ -304,8 +295,8 @@ class Peer:
         return Stream(cast("_native.NativeStream", tracked))
 
     def _on_stream(self, stream_id: str, shared: bool) -> None:
-        if self._receiving.get((stream_id, shared)):
-            return  # a receive under way takes it
+        # Queued even while a receive of this id is under way: it takes one parked stream, and
+        # there may be more; next_stream skips the notices whose stream a receive took.
         self._parked.append((stream_id, shared))
         self._news.set()
 
