@@ -916,13 +916,13 @@ impl Engine {
         }
     }
 
-    /// The remote address of a direct (not relayed) connection to `pid`, if there is one.
     /// Drops an address we no longer listen on from what we advertise.
     fn forget_listen_addr(&mut self, address: &Multiaddr) {
         self.listen_addrs.retain(|a| a != address);
         self.swarm.remove_external_address(address);
     }
 
+    /// The remote address of a direct (not relayed) connection to `pid`, if there is one.
     fn direct_addr(&self, pid: PeerId) -> Option<Multiaddr> {
         self.conns.values().find(|c| c.peer == pid && !c.relayed).map(|c| c.addr.clone())
     }
