@@ -22,7 +22,7 @@
 const { EventEmitter } = require('events')
 const Swarm = require('..')
 const { describe, checkObject } = require('./errors')
-const { toError } = require('./native')
+const { binding, toError } = require('./native')
 
 const TRANSPORTS = new Set(['tcp', 'quic', 'websocket'])
 
@@ -38,19 +38,15 @@ function checkPort (port) {
   return port
 }
 
-function hostPart (host) {
-  if (typeof host !== 'string' || host === '') throw new TypeError(`host must be a non-empty string, got ${describe(host)}`)
-  if (/^\d{1,3}(\.\d{1,3}){3}$/.test(host)) return `/ip4/${host}`
-  if (host.includes(':')) return `/ip6/${host}`
-  if (/^[A-Za-z0-9.-]+$/.test(host)) return `/dns/${host}`
-  throw new TypeError(`host ${JSON.stringify(host)} is not an IP address or DNS name`)
-}
-
+// The multiaddr of `transport` at `host`:`port` (the engine's rule, shared with Python); a host
+// that is not an IP address or DNS name is a TypeError.
 function multiaddr (transport, host, port) {
-  const where = hostPart(host)
-  if (transport === 'tcp') return `${where}/tcp/${port}`
-  if (transport === 'websocket') return `${where}/tcp/${port}/ws`
-  return `${where}/udp/${port}/quic-v1`
+  if (typeof host !== 'string') throw new TypeError(`host must be a string, got ${describe(host)}`)
+  try {
+    return binding.transportAddr(transport, host, port)
+  } catch (err) {
+    throw new TypeError(err.message)
+  }
 }
 
 // Calls `cb(err, value)` if given; returns the promise either way (without an unhandled

@@ -36,6 +36,17 @@ const MAX_INFLIGHT: usize = 1024 * 1024;
 #[napi]
 pub const MAX_NAME: u32 = swarmplex::wire::MAX_NAME as u32;
 
+/// The multiaddr of `transport` (`tcp`, `quic` or `websocket`) at `host` (an IP address or DNS
+/// name) and `port`, as peer-exchange's `accept`/`connect` take them (the core's rule).
+#[napi]
+pub fn transport_addr(transport: String, host: String, port: u32) -> Result<String> {
+    guard(|| {
+        let port = u16::try_from(port).map_err(|_| invalid(format!("port {port} out of range")))?;
+        let addr = swarmplex::exchange::transport_addr(&transport, &host, port).map_err(engine_err)?;
+        Ok(addr.to_string())
+    })
+}
+
 // ---- error and panic plumbing ---------------------------------------------------------------------
 
 fn engine_err(e: swarmplex::Error) -> napi::Error {

@@ -114,7 +114,11 @@ pub fn transport_addr(transport: &str, host: &str, port: u16) -> crate::Result<M
     match host.parse::<std::net::IpAddr>() {
         Ok(std::net::IpAddr::V4(ip)) => addr.push(Protocol::Ip4(ip)),
         Ok(std::net::IpAddr::V6(ip)) => addr.push(Protocol::Ip6(ip)),
-        Err(_) if !host.is_empty() && host.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.') => {
+        // A DNS name; all digits and dots is a malformed IPv4 address (no top-level domain is numeric).
+        Err(_)
+            if host.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+                && !host.chars().all(|c| c.is_ascii_digit() || c == '.') =>
+        {
             addr.push(Protocol::Dns(host.to_string().into()))
         }
         Err(_) => return Err(crate::Error::InvalidInput(format!("host {host:?} is not an IP address or DNS name"))),
@@ -207,7 +211,7 @@ mod tests {
         assert_eq!(transport_addr("quic", "::1", 9).unwrap().to_string(), "/ip6/::1/udp/9/quic-v1");
         assert_eq!(transport_addr("tcp", "example.org", 1).unwrap().to_string(), "/dns/example.org/tcp/1");
         assert_eq!(transport_addr("websocket", "10.0.0.1", 8000).unwrap().to_string(), "/ip4/10.0.0.1/tcp/8000/ws");
-        for (t, h) in [("webrtc", "10.0.0.1"), ("tcp", "not a host!"), ("tcp", "")] {
+        for (t, h) in [("webrtc", "10.0.0.1"), ("tcp", "not a host!"), ("tcp", ""), ("tcp", "999.0.0.1"), ("tcp", "zz:1")] {
             assert_eq!(transport_addr(t, h, 1).unwrap_err().kind(), crate::ErrorKind::InvalidInput);
         }
     }
