@@ -73,23 +73,24 @@ def _run_firewall(fn: Firewall, key: bytes, reply: Callable[[bool], None]) -> No
 _callback_tasks: Set["asyncio.Future[Any]"] = set()
 
 
-def _callback_done(task: "asyncio.Future[Any]") -> None:
-    _callback_tasks.discard(task)
-    if not task.cancelled() and task.exception() is not None:
-        log.error("callback raised", exc_info=task.exception())
+def run_callback(cb: Callable[..., Any], *args: Any, what: str = "callback") -> None:
+    """Calls an application callback; a coroutine function's coroutine runs as a task (kept
+    referenced until done). What it raises is logged as "``what`` raised" (the ``swarmplex``
+    logger), never propagated to the caller."""
 
+    def done(task: "asyncio.Future[Any]") -> None:
+        _callback_tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("%s raised", what, exc_info=task.exception())
 
-def run_callback(cb: Callable[..., Any], *args: Any) -> None:
-    """Calls an application callback; a coroutine function's coroutine runs as a task. What it
-    raises is logged (the ``swarmplex`` logger), never propagated to the caller."""
     try:
         r = cb(*args)
         if inspect.isawaitable(r):
             task = asyncio.ensure_future(r)
             _callback_tasks.add(task)
-            task.add_done_callback(_callback_done)
+            task.add_done_callback(done)
     except Exception:
-        log.exception("callback raised")
+        log.exception("%s raised", what)
 
 
 class _Feed(Generic[T]):
@@ -287,7 +288,6 @@ class Swarm:
         self._incoming: _Feed[Connection] = _Feed()
         self._messages: _Feed[Message] = _Feed()
         self._pump: Optional["asyncio.Task[None]"] = None
-        self._tasks: Set["asyncio.Future[Any]"] = set()
         self._destroyed = False
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -489,19 +489,7 @@ class Swarm:
 
     def _emit(self, event: str, *args: Any) -> None:
         for cb in list(self._listeners[event]):
-            try:
-                r = cb(*args)
-                if inspect.isawaitable(r):
-                    task = asyncio.ensure_future(r)
-                    self._tasks.add(task)
-                    task.add_done_callback(self._task_done)
-            except Exception:
-                log.exception("%s callback raised", event)
-
-    def _task_done(self, task: "asyncio.Future[Any]") -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("callback raised", exc_info=task.exception())
+            run_callback(cb, *args, what=f"{event} callback")
 
     def _wrap(self, native: "_native.NativeConnection") -> Connection:
         known = self._conns.get(native.remote_public_key)
