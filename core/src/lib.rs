@@ -25,13 +25,29 @@
 //! ```
 //!
 //! # Layout
-//! - [`keys`], [`topic`]: identities and topic keys (pure).
-//! - [`dedup`], [`backoff`], [`flush`], [`wire`], [`exchange`]: the connection rules, wire formats
-//!   and peer-exchange choice as plain state machines and codecs, unit-tested without sockets.
-//! - `substreams`: our libp2p behaviour that opens streams on a chosen connection.
-//! - `engine`: the event loop that owns the libp2p swarm; `handshake` and `session`: the tasks
-//!   that set up and run each session; [`stream`]: the framed byte streams.
-//! - [`swarm`]: the [`Swarm`] handle; [`testnet`]: local DHT nodes.
+//! Layers, each using only the ones above it (checked by `tests/layout.rs`):
+//! 1. **Leaves**: [`keys`], [`topic`], [`wire`] (substream header and control frames),
+//!    [`exchange`] (the peer-exchange codec and choice), [`options`], [`error`]; `addr`
+//!    (multiaddr rules), `link` (messages about one connection: open a substream, the handshake's
+//!    outcome), `firewall` (the app's firewall, asked once per peer).
+//! 2. **`state`**: the rules as a sans-I/O state machine. Peers and sessions (`state::peers`:
+//!    dialing, the `max_peers` cap, backoff, dedup verdicts, activation, ban, suspend/resume),
+//!    topic discovery (`state::discovery`: rounds, relookups, flush) and the lifecycle. It takes
+//!    time as an input, owns a seeded random generator, and returns actions; its tests
+//!    (`state/tests.rs`) wire several states together in memory with a virtual clock.
+//! 3. **Handles**: [`stream`] (framed byte streams), `session` ([`Connection`]), `event`
+//!    ([`SwarmEvent`]), `msg` (commands from the [`Swarm`] handle, reports from tasks).
+//! 4. **`tasks`**: everything that awaits I/O (handshake, control stream, peer exchange, inbound
+//!    substreams), one task each, reporting back to the loop.
+//! 5. **`engine`**: the driver. One task owns the libp2p swarm, feeds its events, commands and
+//!    reports into the state, and carries out the state's actions; relays, peer exchange and
+//!    listeners keep their remaining bookkeeping there.
+//! 6. [`swarm`] ([`Swarm`], [`Discovery`]) and [`testnet`]: the public handles.
+//!
+//! Which module owns which rule: who to dial, when to retry or give up, which of two
+//! connections becomes the session, when flush resolves, what a ban does — `state`; the
+//! handshake's wire steps and the heartbeat — `tasks`; address policy, relay reservations and
+//! the relay fallback — `engine::relays`; peer-exchange rate limits — `engine::exchange`.
 //!
 //! # Shutdown
 //! [`Swarm::destroy`] stops announcing, tells every connected peer goodbye on the session's
@@ -40,20 +56,22 @@
 //! reads and writes on its streams fail with [`ErrorKind::Closed`]. Dropping the last [`Swarm`]
 //! clone does the same without waiting.
 
-pub mod backoff;
-pub mod dedup;
+mod addr;
 mod engine;
+mod event;
 pub mod error;
 pub mod exchange;
-pub mod flush;
-mod handshake;
+mod firewall;
 pub mod keys;
+mod link;
+mod msg;
 pub mod options;
 pub mod runtime;
 mod session;
+mod state;
 pub mod stream;
-mod substreams;
 pub mod swarm;
+mod tasks;
 pub mod testnet;
 pub mod topic;
 pub mod wire;
@@ -63,8 +81,10 @@ pub use error::{Error, ErrorKind, Result};
 pub use libp2p::Multiaddr;
 pub use keys::{KeyPair, PublicKey};
 pub use options::{Firewall, JoinOptions, RelayLimits, SwarmOptions, firewall_fn};
-pub use session::{Connection, PeerInfo};
+pub use session::Connection;
+pub use state::PeerInfo;
 pub use stream::Stream;
-pub use swarm::{Discovery, Swarm, SwarmEvent};
+pub use event::SwarmEvent;
+pub use swarm::{Discovery, Swarm};
 pub use testnet::Testnet;
 pub use topic::Topic;

@@ -10,19 +10,19 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures::{AsyncReadExt, AsyncWriteExt};
+use futures::AsyncWriteExt;
 use libp2p::PeerId;
 use libp2p::swarm::ConnectionId;
-use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::dedup::Role;
-use crate::engine::{Command, Internal};
+use crate::link::{Activation, LinkCmd};
+use crate::state::dedup::Role;
 use crate::error::{Error, Result};
 use crate::keys::PublicKey;
 use crate::stream::Stream;
+use crate::state::{PeerInfo, Session, SessionPlan};
 use crate::topic::Topic;
-use crate::wire::{Control, Header, Kind, MAX_NAME};
+use crate::wire::{Header, Kind, MAX_NAME};
 
 /// How often each side pings on the control stream.
 pub const PING_INTERVAL: Duration = Duration::from_secs(1);
@@ -33,56 +33,15 @@ pub const STEP_TIMEOUT: Duration = Duration::from_secs(10);
 /// Largest topic message.
 pub const MAX_MESSAGE: usize = 16 << 20;
 
-/// What the app knows about a connected peer (Hyperswarm's `PeerInfo`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PeerInfo {
-    /// The remote's public key.
-    pub public_key: PublicKey,
-    /// Topics under which we found this peer as a client (empty for purely incoming peers).
-    pub topics: Vec<Topic>,
-    /// Whether we look this peer up as a client of some topic.
-    pub client: bool,
-    /// Whether the peer was joined explicitly by key (`join_peer`).
-    pub explicit: bool,
-}
-
-/// The handshake's outcome, carried from a handshake task to the event loop.
-#[derive(Debug, Clone)]
-pub(crate) struct Handshake {
-    pub session_id: [u8; 16],
-    pub leader_nonce: [u8; 32],
-    pub follower_nonce: [u8; 32],
-    pub remote_instance: u64,
-}
-
-impl Handshake {
-    /// SHA-256 over both keys, the session id and both nonces: equal on both sides, unique per
-    /// session. (libp2p exposes neither Noise's handshake hash nor a TLS exporter.)
-    pub fn hash(&self, leader: &PublicKey, follower: &PublicKey) -> [u8; 32] {
-        let mut h = Sha256::new();
-        h.update(b"swarmplex/handshake/v1");
-        h.update(leader.0);
-        h.update(follower.0);
-        h.update(self.session_id);
-        h.update(self.leader_nonce);
-        h.update(self.follower_nonce);
-        h.finalize().into()
-    }
-}
-
-/// What the event loop hands a control task when its session becomes active.
-pub(crate) struct Activation {
-    pub closed: watch::Receiver<Option<Error>>,
-}
-
 /// A connection to one peer: the socket plus named streams and topic messages over it.
 /// Cheap to clone; clones share the connection.
 #[derive(Clone)]
 pub struct Connection {
-    pub(crate) inner: Arc<Shared>,
+    pub(crate) inner: Arc<ConnectionInner>,
 }
 
-pub(crate) struct Shared {
+/// The state one session's handles share (quinn's name for it).
+pub(crate) struct ConnectionInner {
     pub remote: PublicKey,
     pub peer: PeerId,
     pub conn: ConnectionId,
@@ -93,7 +52,7 @@ pub(crate) struct Shared {
     pub socket: Stream,
     pub info: Mutex<PeerInfo>,
     pub closed_tx: watch::Sender<Option<Error>>,
-    pub cmd: mpsc::UnboundedSender<Command>,
+    pub cmd: mpsc::UnboundedSender<LinkCmd>,
     pub registry: Mutex<Registry>,
 }
 
@@ -117,6 +76,41 @@ impl Registry {
 }
 
 impl Connection {
+    /// Builds the session handle for `plan` on `socket` and activates its handshake task
+    /// (which becomes the control task); `None` if that task is gone (the connection closes).
+    pub(crate) fn start(
+        plan: &SessionPlan,
+        socket: libp2p::Stream,
+        link: mpsc::UnboundedSender<LinkCmd>,
+        activate: oneshot::Sender<Activation>,
+    ) -> Option<Connection> {
+        let key = plan.info.public_key;
+        let (closed_tx, closed_rx) = watch::channel(None);
+        let connection = Connection {
+            inner: Arc::new(ConnectionInner {
+                remote: key,
+                peer: plan.pid,
+                conn: plan.conn,
+                role: plan.role,
+                handshake_hash: plan.handshake_hash,
+                is_initiator: plan.is_initiator,
+                remote_addr: plan.remote_addr.clone(),
+                socket: Stream::new(socket, String::new(), key, closed_tx.subscribe()),
+                info: Mutex::new(plan.info.clone()),
+                closed_tx,
+                cmd: link,
+                registry: Mutex::default(),
+            }),
+        };
+        activate.send(Activation { closed: closed_rx }).ok()?;
+        Some(connection)
+    }
+
+    /// A receiver of the session's end (its reason), for streams opened on it.
+    pub(crate) fn closed_watch(&self) -> watch::Receiver<Option<Error>> {
+        self.inner.closed_tx.subscribe()
+    }
+
     /// The remote peer's public key.
     pub fn remote_public_key(&self) -> PublicKey {
         self.inner.remote
@@ -177,7 +171,7 @@ impl Connection {
 
     /// Ends the session: the remote sees the close within milliseconds.
     pub fn close(&self) {
-        let _ = self.inner.cmd.send(Command::CloseSession { conn: self.inner.conn });
+        let _ = self.inner.cmd.send(LinkCmd::CloseSession { conn: self.inner.conn });
     }
 
     /// Opens a named stream; the remote takes it with [`Connection::receive_stream`].
@@ -297,19 +291,20 @@ fn check_name(name: &str) -> Result<()> {
     Ok(())
 }
 
+
 /// Opens a substream on `conn` through the event loop and writes its header.
 pub(crate) async fn open_raw(
-    cmd: &mpsc::UnboundedSender<Command>,
+    cmd: &mpsc::UnboundedSender<LinkCmd>,
     peer: PeerId,
     conn: ConnectionId,
     header: Header,
 ) -> Result<libp2p::Stream> {
     let (tx, rx) = oneshot::channel();
-    cmd.send(Command::OpenStream { peer, conn, reply: tx }).map_err(|_| Error::closed())?;
+    cmd.send(LinkCmd::OpenStream { peer, conn, reply: tx }).map_err(|_| Error::closed())?;
     let mut raw = match tokio::time::timeout(STEP_TIMEOUT, rx).await {
         Err(_) => return Err(Error::Timeout("opening a stream".into())),
         Ok(Err(_)) => return Err(Error::Closed("connection closed".into())),
-        Ok(Ok(Err(e @ crate::substreams::OpenError::OtherNetwork(_)))) => return Err(Error::Connect(e.to_string())),
+        Ok(Ok(Err(e @ crate::link::OpenError::OtherNetwork(_)))) => return Err(Error::Connect(e.to_string())),
         Ok(Ok(Err(e))) => return Err(Error::Reset(format!("opening a stream: {e}"))),
         Ok(Ok(Ok(s))) => s,
     };
@@ -317,52 +312,15 @@ pub(crate) async fn open_raw(
     Ok(raw)
 }
 
-/// Runs a session's control stream once the loop activated it: heartbeat, silence detection and
-/// graceful close. Reports to the loop when the session ends, with the reason.
-pub(crate) async fn run_control(
-    control: libp2p::Stream,
-    activation: Activation,
-    conn: ConnectionId,
-    session_id: [u8; 16],
-    report: mpsc::UnboundedSender<Internal>,
-) {
-    let (mut rd, mut wr) = control.split();
-    let mut closed = activation.closed;
-    let reader = async {
-        loop {
-            match tokio::time::timeout(SILENCE_LIMIT, Control::read(&mut rd)).await {
-                Err(_) => return Error::Timeout("peer silent for 5 s".into()),
-                // Only our own code writes the control stream, so a clean end of it is a
-                // deliberate close (the Close frame can lose the race with the FIN).
-                Ok(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
-                    return Error::Closed("closed by the remote".into());
-                }
-                Ok(Err(e)) => return Error::Reset(format!("control stream: {e}")),
-                Ok(Ok(Control::Close)) => return Error::Closed("closed by the remote".into()),
-                Ok(Ok(_)) => {}
-            }
-        }
-    };
-    let writer = async {
-        let mut tick = tokio::time::interval(PING_INTERVAL);
-        loop {
-            tick.tick().await;
-            if let Err(e) = Control::Ping.write(&mut wr).await {
-                return Error::Reset(format!("control stream: {e}"));
-            }
-        }
-    };
-    let reason = tokio::select! {
-        r = reader => r,
-        r = writer => r,
-        reason = crate::stream::wait_closed(&mut closed) => {
-            // Say goodbye so the remote ends at once, not after the silence limit.
-            let _ = tokio::time::timeout(Duration::from_millis(500), async {
-                let _ = Control::Close.write(&mut wr).await;
-                let _ = wr.close().await;
-            }).await;
-            reason
-        }
-    };
-    let _ = report.send(Internal::SessionEnded { conn, session_id, reason });
+
+impl Session for Connection {
+    fn end(&self, reason: Error) {
+        Connection::end(self, reason);
+    }
+
+    fn found_topic(&self, topic: Topic) {
+        let mut info = self.inner.info.lock().unwrap_or_else(|p| p.into_inner());
+        info.topics.push(topic);
+        info.client = true;
+    }
 }

@@ -5,68 +5,17 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use libp2p::multiaddr::Protocol;
-use libp2p::swarm::behaviour::toggle::Toggle;
-use libp2p::{Multiaddr, StreamProtocol, connection_limits, dcutr, identify, kad, mdns, noise, relay, tcp, yamux};
-use futures::FutureExt;
+use libp2p::Multiaddr;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::engine::{Behaviour, Command, Engine};
+use crate::engine;
 use crate::error::{Error, Result};
-use crate::handshake::{Ctx, FirewallGate};
+use crate::event::SwarmEvent;
 use crate::keys::{KeyPair, PublicKey};
+use crate::msg::Command;
 use crate::options::{JoinOptions, SwarmOptions};
 use crate::session::Connection;
-use crate::substreams::Substreams;
 use crate::topic::Topic;
-
-/// What a swarm reports, pulled with [`Swarm::next_event`].
-#[derive(Debug)]
-pub enum SwarmEvent {
-    /// A new connection (one per remote key).
-    Connection(Connection),
-    /// A connection ended.
-    Disconnected { remote: PublicKey, reason: Error },
-    /// The number of connections in progress or open changed.
-    Update { connecting: usize, connections: usize },
-    /// A peer was banned (by `ban` or by the firewall).
-    Ban { remote: PublicKey },
-    /// A connected peer was also found under another topic.
-    PeerTopic { remote: PublicKey, topic: Topic },
-    /// The remote opened a named or shared stream nobody was waiting for; take it with
-    /// `receive_stream(name)` / `create_shared_stream(name)` on its connection.
-    Stream { remote: PublicKey, name: String, shared: bool },
-    /// A topic message for a message topic we joined.
-    Message { remote: PublicKey, topic: String, data: Vec<u8> },
-}
-
-impl SwarmEvent {
-    /// A stable lowercase name for the event kind, for bindings.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            SwarmEvent::Connection(_) => "connection",
-            SwarmEvent::Disconnected { .. } => "disconnected",
-            SwarmEvent::Update { .. } => "update",
-            SwarmEvent::Ban { .. } => "ban",
-            SwarmEvent::PeerTopic { .. } => "topic",
-            SwarmEvent::Stream { .. } => "stream",
-            SwarmEvent::Message { .. } => "message",
-        }
-    }
-
-    /// The remote peer the event is about, if any.
-    pub fn remote(&self) -> Option<PublicKey> {
-        match self {
-            SwarmEvent::Connection(c) => Some(c.remote_public_key()),
-            SwarmEvent::Disconnected { remote, .. }
-            | SwarmEvent::Ban { remote }
-            | SwarmEvent::PeerTopic { remote, .. }
-            | SwarmEvent::Stream { remote, .. }
-            | SwarmEvent::Message { remote, .. } => Some(*remote),
-            SwarmEvent::Update { .. } => None,
-        }
-    }
-}
 
 /// A swarm: joins topics, connects to peers, and reports connections.
 ///
@@ -79,7 +28,7 @@ pub struct Swarm {
 
 struct Inner {
     cmd: mpsc::UnboundedSender<Command>,
-    events: tokio::sync::Mutex<mpsc::UnboundedReceiver<crate::SwarmEvent>>,
+    events: tokio::sync::Mutex<mpsc::UnboundedReceiver<SwarmEvent>>,
     key_pair: KeyPair,
     message_topics: Arc<Mutex<HashSet<String>>>,
     connecting: Arc<AtomicUsize>,
@@ -102,68 +51,15 @@ impl Swarm {
 
     /// Starts a swarm whose engine runs on `runtime` (callable from any thread).
     pub fn spawn(opts: SwarmOptions, runtime: &tokio::runtime::Handle) -> Result<Self> {
-        let _guard = runtime.enter();
         let key_pair = opts.resolve_key_pair()?;
-        let bootstrap = opts.resolve_bootstrap()?;
-        let listen = opts.resolve_listen()?;
-        let kad_protocol = StreamProtocol::try_from_owned(opts.kad_protocol()?)
-            .map_err(|e| Error::InvalidInput(format!("kad protocol: {e}")))?;
-        if opts.max_peers == Some(0) {
-            return Err(Error::InvalidInput("max_peers must be at least 1".into()));
-        }
-        let stream_protocol = StreamProtocol::try_from_owned(opts.stream_protocol()?)
-            .map_err(|e| Error::InvalidInput(format!("stream protocol: {e}")))?;
-        let relay_config = opts.relay.map(|l| l.to_config()).transpose()?;
-        let mut swarm = build_libp2p(&key_pair, &kad_protocol, stream_protocol, relay_config, opts.mdns, opts.dht_server)?;
-        for addr in &listen {
-            swarm.listen_on(addr.clone()).map_err(|e| Error::InvalidInput(format!("listen on {addr}: {e}")))?;
-        }
-        for addr in &bootstrap {
-            let Some(Protocol::P2p(pid)) = addr.iter().last() else {
-                return Err(Error::InvalidInput(format!("bootstrap address {addr} must end in /p2p/<peer id>")));
-            };
-            let mut base = addr.clone();
-            base.pop();
-            swarm.behaviour_mut().kad.add_address(&pid, base.clone());
-            swarm.behaviour_mut().substreams.add_address(pid, base);
-        }
-        if !bootstrap.is_empty() {
-            let _ = swarm.behaviour_mut().kad.bootstrap();
-        }
-
-        let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
-        let (internal_tx, internal_rx) = mpsc::unbounded_channel();
-        let (events_tx, events_rx) = mpsc::unbounded_channel();
-        let message_topics = Arc::new(Mutex::new(HashSet::new()));
-        let connecting = Arc::new(AtomicUsize::new(0));
-        let ctx = Ctx {
-            cmd: cmd_tx.clone(),
-            report: internal_tx,
-            gate: Arc::new(FirewallGate::new(opts.firewall.clone())),
-            instance: rand::random(),
-        };
-        let mut engine = Engine::new(
-            swarm,
-            key_pair.public_key(),
-            ctx,
-            cmd_rx,
-            internal_rx,
-            events_tx,
-            opts.max_peers,
-            kad_protocol,
-            message_topics.clone(),
-            connecting.clone(),
-        );
-        engine.lan_dht = bootstrap.is_empty() && !opts.dht_server;
-        engine.reserve_relays = opts.reserve_relays;
-        runtime.spawn(engine.run());
+        let spawned = engine::spawn(&opts, &key_pair, runtime)?;
         Ok(Swarm {
             inner: Arc::new(Inner {
-                cmd: cmd_tx,
-                events: tokio::sync::Mutex::new(events_rx),
+                cmd: spawned.cmd,
+                events: tokio::sync::Mutex::new(spawned.events),
                 key_pair,
-                message_topics,
-                connecting,
+                message_topics: spawned.message_topics,
+                connecting: spawned.connecting,
                 destroyed: AtomicBool::new(false),
             }),
         })
@@ -195,6 +91,16 @@ impl Swarm {
         let (tx, rx) = oneshot::channel();
         self.send(make(tx))?;
         rx.await.map_err(|_| Error::closed())
+    }
+
+    /// Waits (up to 5 s) until both configured listeners, QUIC and TCP, reported an address:
+    /// testnets print them all.
+    pub(crate) async fn listen_addrs_all(&self) -> Result<Vec<Multiaddr>> {
+        let both = self.ask(|reply| Command::ListenAddrs { min: 2, reply });
+        match tokio::time::timeout(Duration::from_secs(5), both).await {
+            Ok(addrs) => addrs,
+            Err(_) => self.listen_addrs().await,
+        }
     }
 
     /// Joins `topic`: as a server it announces itself, as a client it looks up servers and
@@ -382,81 +288,3 @@ impl Discovery {
     }
 }
 
-fn build_libp2p(
-    key_pair: &KeyPair,
-    kad_protocol: &StreamProtocol,
-    stream_protocol: StreamProtocol,
-    relay_config: Option<relay::Config>,
-    mdns_on: bool,
-    dht_server: bool,
-) -> Result<libp2p::Swarm<Behaviour>> {
-    let internal = |e: &dyn std::fmt::Display| Error::Internal(e.to_string());
-    let kad_protocol = kad_protocol.clone();
-    let swarm = libp2p::SwarmBuilder::with_existing_identity(key_pair.to_libp2p())
-        .with_tokio()
-        .with_tcp(tcp::Config::default().nodelay(true), noise::Config::new, yamux::Config::default)
-        .map_err(|e| internal(&e))?
-        .with_quic_config(|mut c| {
-            // Larger flow-control windows than the defaults: loopback and LAN links are fast.
-            c.max_stream_data = 16 << 20;
-            c.max_connection_data = 64 << 20;
-            c.max_concurrent_stream_limit = 1024;
-            c.keep_alive_interval = Duration::from_secs(2);
-            c
-        })
-        .with_dns()
-        .map_err(|e| internal(&e))?
-        // WebSocket over TCP (`/ip4/…/tcp/P/ws`), for peers that can only open HTTP-like sockets.
-        // The builder's future is ready at once with tokio (its DNS resolver is built synchronously).
-        .with_websocket(noise::Config::new, yamux::Config::default)
-        .now_or_never()
-        .ok_or_else(|| Error::Internal("websocket transport setup did not complete".into()))?
-        .map_err(|e| internal(&e))?
-        .with_relay_client(noise::Config::new, yamux::Config::default)
-        .map_err(|e| internal(&e))?
-        .with_behaviour(|key, relay_client| {
-            let peer = key.public().to_peer_id();
-            let mut cfg = kad::Config::new(kad_protocol.clone());
-            cfg.set_query_timeout(Duration::from_secs(30));
-            let mut kad = kad::Behaviour::with_config(peer, kad::store::MemoryStore::new(peer), cfg);
-            kad.set_mode(Some(if dht_server { kad::Mode::Server } else { kad::Mode::Client }));
-            let identify = identify::Behaviour::new(
-                identify::Config::new("/swarmplex/0.1.0".into(), key.public())
-                    .with_agent_version(format!("swarmplex/{}", env!("CARGO_PKG_VERSION"))),
-            );
-            let mdns_cfg = mdns::Config { query_interval: Duration::from_secs(5), ..Default::default() };
-            let mdns = if mdns_on { Some(mdns::tokio::Behaviour::new(mdns_cfg, peer)?) } else { None };
-            let limits = connection_limits::Behaviour::new(
-                connection_limits::ConnectionLimits::default()
-                    .with_max_established_per_peer(Some(4))
-                    .with_max_established(Some(1024)),
-            );
-            let relay = relay_config.map(|c| {
-                let mut r = relay::Behaviour::new(peer, c);
-                r.set_status(Some(relay::Status::Enable));
-                r
-            });
-            Ok(Behaviour {
-                kad,
-                identify,
-                mdns: Toggle::from(mdns),
-                limits,
-                relay: Toggle::from(relay),
-                relay_client,
-                dcutr: dcutr::Behaviour::new(peer),
-                substreams: Substreams::new(stream_protocol),
-            })
-        })
-        .map_err(|e| internal(&e))?
-        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(30)))
-        .build();
-    Ok(swarm)
-}
-
-/// Ensures `addr` ends with `/p2p/<peer>` (for printing bootstrap lists).
-pub(crate) fn with_p2p(mut addr: Multiaddr, peer: libp2p::PeerId) -> Multiaddr {
-    if !matches!(addr.iter().last(), Some(Protocol::P2p(_))) {
-        addr.push(Protocol::P2p(peer));
-    }
-    addr
-}

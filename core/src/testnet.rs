@@ -9,8 +9,8 @@
 
 use crate::error::{Error, Result};
 use crate::options::{SwarmOptions, loopback_listen};
-use crate::engine::Command;
-use crate::swarm::{Swarm, with_p2p};
+use crate::addr::with_p2p;
+use crate::swarm::Swarm;
 
 /// A set of DHT server nodes on loopback. Dropping it stops them.
 pub struct Testnet {
@@ -64,18 +64,6 @@ impl Testnet {
     pub async fn destroy(self) {
         for n in &self.nodes {
             n.destroy().await;
-        }
-    }
-}
-
-impl Swarm {
-    /// Waits (up to 5 s) until both configured listeners, QUIC and TCP, reported an address:
-    /// testnets print them all.
-    pub(crate) async fn listen_addrs_all(&self) -> Result<Vec<libp2p::Multiaddr>> {
-        let both = self.ask(|reply| Command::ListenAddrs { min: 2, reply });
-        match tokio::time::timeout(std::time::Duration::from_secs(5), both).await {
-            Ok(addrs) => addrs,
-            Err(_) => self.listen_addrs().await,
         }
     }
 }

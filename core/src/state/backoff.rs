@@ -46,6 +46,7 @@ impl Backoff {
     }
 
     /// Consecutive failures so far.
+    #[cfg(test)]
     pub fn failures(&self) -> u32 {
         self.failures
     }

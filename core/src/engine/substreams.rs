@@ -21,7 +21,7 @@ use libp2p::swarm::{
     THandlerInEvent, THandlerOutEvent, ToSwarm,
 };
 use libp2p::PeerId;
-use tokio::sync::oneshot;
+pub(crate) use crate::link::{OpenError, OpenReply};
 
 /// The protocol swarmplex substreams of the public network are negotiated under; a private
 /// network has its own (`/swarmplex/<network>/stream/1`), so sessions never cross networks.
@@ -29,20 +29,6 @@ pub const PROTOCOL: StreamProtocol = StreamProtocol::new("/swarmplex/stream/1");
 
 /// How many addresses we remember per peer.
 const MAX_ADDRS_PER_PEER: usize = 8;
-
-/// A request for a new outbound substream; the sender gets the stream or why it failed.
-pub type OpenReply = oneshot::Sender<Result<Stream, OpenError>>;
-
-/// Why a substream could not be opened.
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum OpenError {
-    /// The remote does not speak our substream protocol: it is in another network.
-    #[error("the peer is not in this network (it does not speak {0})")]
-    OtherNetwork(StreamProtocol),
-    /// Anything else (connection closing, timeout, stream limit).
-    #[error("{0}")]
-    Failed(String),
-}
 
 /// What the behaviour reports to the event loop.
 #[derive(Debug)]

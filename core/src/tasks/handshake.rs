@@ -10,79 +10,30 @@
 //! ("knock": it opens the stream and waits for the leader's Hello on it). Each task stays alive as
 //! the session's control task once the loop activates it.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-
-use futures::FutureExt;
-use futures::future::{BoxFuture, Shared};
 use libp2p::PeerId;
 use libp2p::swarm::ConnectionId;
 use rand::RngCore;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
-use crate::dedup::Role;
-use crate::engine::{Command, Internal};
+use super::TaskCtx;
+use super::control::run_control;
 use crate::error::{Error, Result};
 use crate::keys::PublicKey;
-use crate::options::Firewall;
-use crate::session::{Activation, Handshake, STEP_TIMEOUT, open_raw, run_control};
+use crate::link::{Activation, Handshake};
+use crate::msg::Report;
+use crate::session::{STEP_TIMEOUT, open_raw};
+use crate::state::dedup::Role;
 use crate::wire::{Control, Header, Kind};
 
-/// Asks the app's firewall at most once per peer, even when several handshakes race.
-#[derive(Default)]
-pub(crate) struct FirewallGate {
-    firewall: Option<Firewall>,
-    decided: Mutex<HashMap<PublicKey, Shared<BoxFuture<'static, bool>>>>,
-}
-
-impl FirewallGate {
-    pub fn new(firewall: Option<Firewall>) -> Self {
-        FirewallGate { firewall, decided: Mutex::default() }
-    }
-
-    /// Whether `remote` may connect; true without a firewall.
-    pub async fn allows(&self, remote: PublicKey) -> bool {
-        let Some(fw) = &self.firewall else { return true };
-        let fut = {
-            let mut decided = self.decided.lock().unwrap();
-            decided
-                .entry(remote)
-                .or_insert_with(|| {
-                    let fut = fw(remote);
-                    // A firewall that panics rejects the peer; the panic stays in this task.
-                    async move {
-                        match std::panic::AssertUnwindSafe(fut).catch_unwind().await {
-                            Ok(reject) => !reject,
-                            Err(_) => false,
-                        }
-                    }
-                    .boxed()
-                    .shared()
-                })
-                .clone()
-        };
-        fut.await
-    }
-}
-
-/// Everything a handshake task needs from its swarm.
-#[derive(Clone)]
-pub(crate) struct Ctx {
-    pub cmd: mpsc::UnboundedSender<Command>,
-    pub report: mpsc::UnboundedSender<Internal>,
-    pub gate: Arc<FirewallGate>,
-    pub instance: u64,
-}
-
 /// Runs the leader's side on `conn`; `control` is a knock stream the follower opened, if any.
-pub(crate) async fn lead(ctx: Ctx, peer: PeerId, remote: PublicKey, conn: ConnectionId, control: Option<libp2p::Stream>) {
+pub(crate) async fn lead(ctx: TaskCtx, peer: PeerId, remote: PublicKey, conn: ConnectionId, control: Option<libp2p::Stream>) {
     let res = async {
         if !ctx.gate.allows(remote).await {
             return Err(Error::Firewalled("rejected by the firewall".into()));
         }
         let mut control = match control {
             Some(s) => s,
-            None => open_raw(&ctx.cmd, peer, conn, Header::new(Kind::Control, "")).await?,
+            None => open_raw(&ctx.link, peer, conn, Header::new(Kind::Control, "")).await?,
         };
         let mut session_id = [0u8; 16];
         let mut nonce = [0u8; 32];
@@ -102,7 +53,7 @@ pub(crate) async fn lead(ctx: Ctx, peer: PeerId, remote: PublicKey, conn: Connec
 }
 
 /// Runs the follower's side on an inbound control stream (or on its own knock stream).
-pub(crate) async fn follow(ctx: Ctx, peer: PeerId, remote: PublicKey, conn: ConnectionId, mut control: libp2p::Stream) {
+pub(crate) async fn follow(ctx: TaskCtx, peer: PeerId, remote: PublicKey, conn: ConnectionId, mut control: libp2p::Stream) {
     let res = async {
         let hello = step(Control::read(&mut control)).await?;
         let Control::Hello { session_id, instance, nonce } = hello else {
@@ -121,11 +72,11 @@ pub(crate) async fn follow(ctx: Ctx, peer: PeerId, remote: PublicKey, conn: Conn
 }
 
 /// A follower that wants a session opens the control stream itself and waits for Hello on it.
-pub(crate) async fn knock(ctx: Ctx, peer: PeerId, remote: PublicKey, conn: ConnectionId) {
-    match open_raw(&ctx.cmd, peer, conn, Header::new(Kind::Control, "knock")).await {
+pub(crate) async fn knock(ctx: TaskCtx, peer: PeerId, remote: PublicKey, conn: ConnectionId) {
+    match open_raw(&ctx.link, peer, conn, Header::new(Kind::Control, "knock")).await {
         Ok(s) => follow(ctx, peer, remote, conn, s).await,
         Err(error) => {
-            let _ = ctx.report.send(Internal::HandshakeFailed { peer, conn, session_id: None, error });
+            let _ = ctx.report.send(Report::HandshakeFailed { peer, conn, session_id: None, error });
         }
     }
 }
@@ -134,7 +85,7 @@ pub(crate) async fn knock(ctx: Ctx, peer: PeerId, remote: PublicKey, conn: Conne
 /// The follower's ack is written only after the report, so the loop knows the handshake before
 /// the leader can open the socket stream.
 async fn finish(
-    ctx: Ctx,
+    ctx: TaskCtx,
     peer: PeerId,
     conn: ConnectionId,
     role: Role,
@@ -144,18 +95,18 @@ async fn finish(
     let (mut control, hs) = match res {
         Ok(x) => x,
         Err(error) => {
-            let _ = ctx.report.send(Internal::HandshakeFailed { peer, conn, session_id: None, error });
+            let _ = ctx.report.send(Report::HandshakeFailed { peer, conn, session_id: None, error });
             return;
         }
     };
     let (tx, rx) = oneshot::channel::<Activation>();
     let session_id = hs.session_id;
-    if ctx.report.send(Internal::Handshaked { peer, conn, role, handshake: hs, activate: tx }).is_err() {
+    if ctx.report.send(Report::Handshaked { peer, conn, role, handshake: hs, activate: tx }).is_err() {
         return;
     }
     if let Some(ack) = ack {
         if let Err(error) = step(ack.write(&mut control)).await {
-            let _ = ctx.report.send(Internal::HandshakeFailed { peer, conn, session_id: Some(session_id), error });
+            let _ = ctx.report.send(Report::HandshakeFailed { peer, conn, session_id: Some(session_id), error });
             return;
         }
     }

@@ -1,0 +1,54 @@
+//! [`SwarmEvent`]: what a swarm reports to the app.
+
+use crate::error::Error;
+use crate::keys::PublicKey;
+use crate::session::Connection;
+use crate::topic::Topic;
+
+/// What a swarm reports, pulled with [`Swarm::next_event`].
+#[derive(Debug)]
+pub enum SwarmEvent {
+    /// A new connection (one per remote key).
+    Connection(Connection),
+    /// A connection ended.
+    Disconnected { remote: PublicKey, reason: Error },
+    /// The number of connections in progress or open changed.
+    Update { connecting: usize, connections: usize },
+    /// A peer was banned (by `ban` or by the firewall).
+    Ban { remote: PublicKey },
+    /// A connected peer was also found under another topic.
+    PeerTopic { remote: PublicKey, topic: Topic },
+    /// The remote opened a named or shared stream nobody was waiting for; take it with
+    /// `receive_stream(name)` / `create_shared_stream(name)` on its connection.
+    Stream { remote: PublicKey, name: String, shared: bool },
+    /// A topic message for a message topic we joined.
+    Message { remote: PublicKey, topic: String, data: Vec<u8> },
+}
+
+impl SwarmEvent {
+    /// A stable lowercase name for the event kind, for bindings.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            SwarmEvent::Connection(_) => "connection",
+            SwarmEvent::Disconnected { .. } => "disconnected",
+            SwarmEvent::Update { .. } => "update",
+            SwarmEvent::Ban { .. } => "ban",
+            SwarmEvent::PeerTopic { .. } => "topic",
+            SwarmEvent::Stream { .. } => "stream",
+            SwarmEvent::Message { .. } => "message",
+        }
+    }
+
+    /// The remote peer the event is about, if any.
+    pub fn remote(&self) -> Option<PublicKey> {
+        match self {
+            SwarmEvent::Connection(c) => Some(c.remote_public_key()),
+            SwarmEvent::Disconnected { remote, .. }
+            | SwarmEvent::Ban { remote }
+            | SwarmEvent::PeerTopic { remote, .. }
+            | SwarmEvent::Stream { remote, .. }
+            | SwarmEvent::Message { remote, .. } => Some(*remote),
+            SwarmEvent::Update { .. } => None,
+        }
+    }
+}
