@@ -4,6 +4,18 @@ import { EventEmitter } from 'events'
 import { Duplex } from 'stream'
 
 declare namespace Hyperswarm {
+  /** swarmplex extension: whether others can dial this swarm. */
+  interface Reachability {
+    /** 'public' (a direct address others confirmed, or a local network), 'private' (behind a
+     *  NAT: reachable through relays and hole punching) or 'unknown'. */
+    state: 'unknown' | 'public' | 'private'
+    /** Behind a symmetric NAT: hole punching rarely works, sessions run relayed. */
+    symmetric: boolean
+    /** The multiaddrs this swarm advertises as dialable. */
+    external: string[]
+    /** Public keys of the relays it holds a reservation on. */
+    relays: Buffer[]
+  }
   interface KeyPair {
     /** 32-byte Ed25519 public key. */
     publicKey: Buffer
@@ -146,6 +158,8 @@ declare class Hyperswarm extends EventEmitter {
   sendMessage (remotePublicKey: Buffer | Uint8Array, topic: string, data: Buffer | Uint8Array): Promise<void>
   /** The open socket to that peer, or null. */
   connectionOf (remotePublicKey: Buffer | Uint8Array): Hyperswarm.SwarmSocket | null
+  /** Whether others can dial us, the addresses we advertise and the relays we hold. */
+  reachability (): Promise<Hyperswarm.Reachability>
 
   on (event: 'connection', listener: (socket: Hyperswarm.SwarmSocket, peerInfo: Hyperswarm.PeerInfo) => void): this
   on (event: 'update', listener: () => void): this
@@ -154,6 +168,7 @@ declare class Hyperswarm extends EventEmitter {
   on (event: 'message', listener: (remotePublicKey: Buffer, topic: string, data: Buffer) => void): this
   on (event: 'stream', listener: (remotePublicKey: Buffer, name: string, shared: boolean) => void): this
   on (event: 'disconnection', listener: (remotePublicKey: Buffer, reason: Error) => void): this
+  on (event: 'reachability', listener: (r: { state: 'unknown' | 'public' | 'private', symmetric: boolean }) => void): this
   on (event: string | symbol, listener: (...args: any[]) => void): this
   once (event: 'connection', listener: (socket: Hyperswarm.SwarmSocket, peerInfo: Hyperswarm.PeerInfo) => void): this
   once (event: string | symbol, listener: (...args: any[]) => void): this

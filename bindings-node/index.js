@@ -132,6 +132,10 @@ class Hyperswarm extends EventEmitter {
         // swarmplex extension: a topic message for a message topic we joined (joinMessages).
         if (!this.destroyed) this.emit('message', ev.remote, ev.name, ev.data)
         return
+      case 'reachability':
+        // swarmplex extension: whether others can dial us changed (see reachability()).
+        if (!this.destroyed) this.emit('reachability', { state: ev.reachability, symmetric: ev.symmetric })
+        return
       case 'firewall': return this._onfirewall(ev)
       case 'marker':
         try { this._native.ack(ev.id) } catch {}
@@ -307,6 +311,17 @@ class Hyperswarm extends EventEmitter {
   connectionOf (remotePublicKey) {
     const s = this._sockets.get(key32(remotePublicKey, 'public key').toString('hex'))
     return s && !s.destroyed ? s : null
+  }
+
+  // swarmplex extension: whether others can dial us ('unknown' | 'public' | 'private'), behind a
+  // symmetric NAT or not, the addresses we advertise, and the relays we hold a reservation on.
+  async reachability () {
+    try {
+      const r = await this._native.reachability()
+      return { state: r.state, symmetric: r.symmetric, external: r.external, relays: r.relays }
+    } catch (err) {
+      throw toError(err)
+    }
   }
 
   status (topic) {

@@ -127,6 +127,10 @@ pub struct NativeEvent {
     pub shared: Option<bool>,
     /// `message`: the message bytes.
     pub data: Option<Buffer>,
+    /// `reachability`: `unknown`, `public` or `private`.
+    pub reachability: Option<String>,
+    /// `reachability`: behind a symmetric NAT.
+    pub symmetric: Option<bool>,
 }
 
 impl NativeEvent {
@@ -147,8 +151,23 @@ impl NativeEvent {
             name: None,
             shared: None,
             data: None,
+            reachability: None,
+            symmetric: None,
         }
     }
+}
+
+/// The core's `ReachabilityInfo`.
+#[napi(object)]
+pub struct NativeReachability {
+    /// `unknown`, `public` or `private`.
+    pub state: String,
+    /// Behind a symmetric NAT (hole punching rarely works; sessions run relayed).
+    pub symmetric: bool,
+    /// The addresses we advertise as dialable.
+    pub external: Vec<String>,
+    /// Public keys of the relays we hold a reservation on.
+    pub relays: Vec<Buffer>,
 }
 
 type EventFn = ThreadsafeFunction<NativeEvent, (), NativeEvent, Status, false, true>;
@@ -202,6 +221,12 @@ fn to_js_event(ev: SwarmEvent) -> Option<NativeEvent> {
             e.remote = Some(buf(remote.as_bytes()));
             e.name = Some(topic);
             e.data = Some(Buffer::from(data));
+            e
+        }
+        SwarmEvent::Reachability(r) => {
+            let mut e = NativeEvent::new("reachability");
+            e.reachability = Some(r.as_str().to_string());
+            e.symmetric = Some(r.is_symmetric());
             e
         }
     })
@@ -517,6 +542,23 @@ impl NativeSwarm {
             promise(env, async move {
                 let conn = swarm.connect(addr).await.map_err(engine_err)?;
                 Ok(buf(conn.remote_public_key().as_bytes()))
+            })
+        })
+    }
+
+    /// Whether others can dial us, the addresses we advertise, and our relays.
+    #[napi(ts_return_type = "Promise<NativeReachability>")]
+    pub fn reachability<'e>(&self, env: &'e Env) -> Result<Object<'e>> {
+        guard(|| {
+            let swarm = self.swarm.clone();
+            promise(env, async move {
+                let r = swarm.reachability().await.map_err(engine_err)?;
+                Ok(NativeReachability {
+                    state: r.state.as_str().to_string(),
+                    symmetric: r.state.is_symmetric(),
+                    external: r.external.iter().map(|a| a.to_string()).collect(),
+                    relays: r.relays.iter().map(|k| buf(k.as_bytes())).collect(),
+                })
             })
         })
     }

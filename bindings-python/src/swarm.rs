@@ -118,6 +118,7 @@ fn event_out(ev: Option<SwarmEvent>) -> future::Out {
             SwarmEvent::Message { remote, topic, data } => {
                 ("message", key(remote), topic, PyBytes::new(py, &data)).into_pyobject(py)?.into_any()
             }
+            SwarmEvent::Reachability(r) => ("reachability", r.as_str(), r.is_symmetric()).into_pyobject(py)?.into_any(),
         };
         Ok(t.unbind())
     })
@@ -289,6 +290,17 @@ impl NativeSwarm {
         spawn(py, async move {
             let addrs = s.listen_addrs().await?;
             Ok(future::value(addrs.iter().map(|a| a.to_string()).collect::<Vec<_>>()))
+        })
+    }
+
+    /// (state, symmetric, external addresses, relay keys).
+    fn reachability<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let s = self.swarm.clone();
+        spawn(py, async move {
+            let r = s.reachability().await?;
+            let external: Vec<String> = r.external.iter().map(|a| a.to_string()).collect();
+            let relays: Vec<Vec<u8>> = r.relays.iter().map(|k| k.as_bytes().to_vec()).collect();
+            Ok(future::value((r.state.as_str(), r.state.is_symmetric(), external, relays)))
         })
     }
 

@@ -320,6 +320,22 @@ pub enum SwarmEvent {
     /// The remote opened a stream nobody waited for; take it with `Connection.takeParkedStream`.
     IncomingStream { remote: Vec<u8>, name: String, shared: bool },
     Message { remote: Vec<u8>, topic: String, data: Vec<u8> },
+    /// Whether others can dial us changed (`"unknown"`, `"public"` or `"private"`).
+    Reachability { state: String, symmetric: bool },
+}
+
+/// Whether others can dial this swarm (see `Swarm.reachability`).
+#[derive(uniffi::Record)]
+pub struct Reachability {
+    /// `"public"` (a direct address others confirmed, or a local network), `"private"` (behind a
+    /// NAT: reachable through relays and hole punching) or `"unknown"`.
+    pub state: String,
+    /// Behind a symmetric NAT: hole punching rarely works, sessions run relayed.
+    pub symmetric: bool,
+    /// The multiaddrs this swarm advertises as dialable.
+    pub external: Vec<String>,
+    /// Public keys of the relays it holds a reservation on.
+    pub relays: Vec<Vec<u8>>,
 }
 
 impl From<swarmplex::SwarmEvent> for SwarmEvent {
@@ -343,6 +359,7 @@ impl From<swarmplex::SwarmEvent> for SwarmEvent {
             E::Message { remote, topic, data } => {
                 SwarmEvent::Message { remote: remote.as_bytes().to_vec(), topic, data }
             }
+            E::Reachability(r) => SwarmEvent::Reachability { state: r.as_str().into(), symmetric: r.is_symmetric() },
         }
     }
 }
@@ -453,6 +470,21 @@ impl Swarm {
         on_core(async move {
             let list = s.topics().await?.into_iter();
             Ok(list.map(|(t, o)| TopicStatus { topic: t.0.to_vec(), server: o.server, client: o.client }).collect())
+        })
+        .await
+    }
+
+    /// Whether others can dial us, the addresses we advertise and the relays we hold.
+    pub async fn reachability(&self) -> Res<Reachability> {
+        let s = self.inner.clone();
+        on_core(async move {
+            let r = s.reachability().await?;
+            Ok(Reachability {
+                state: r.state.as_str().into(),
+                symmetric: r.state.is_symmetric(),
+                external: r.external.iter().map(|a| a.to_string()).collect(),
+                relays: r.relays.iter().map(|k| k.as_bytes().to_vec()).collect(),
+            })
         })
         .await
     }

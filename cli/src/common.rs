@@ -112,6 +112,7 @@ pub async fn run_testnet(nodes: usize, port: u16, net: NetworkArgs) -> Result<()
 
 pub async fn run_bootstrap(port: u16, seed: Option<String>, net: NetworkArgs) -> Result<()> {
     let key_pair = seed.as_deref().map(parse_seed).transpose()?;
+    let private = net.network.is_some();
     let swarm = swarmplex::Swarm::new(SwarmOptions {
         key_pair,
         bootstrap: Some(net.bootstrap.map(|b| b.split(',').map(str::to_string).collect()).unwrap_or_default()),
@@ -119,13 +120,16 @@ pub async fn run_bootstrap(port: u16, seed: Option<String>, net: NetworkArgs) ->
         listen: Some(vec![format!("/ip4/0.0.0.0/udp/{port}/quic-v1"), format!("/ip4/0.0.0.0/tcp/{port}")]),
         dht_server: true,
         mdns: false,
-        // Relay for peers that cannot be reached directly, within RelayLimits' default bounds.
-        relay: Some(swarmplex::RelayLimits::default()),
+        // Relay for peers that cannot be reached directly: without data or time limits on a
+        // private network (its operator runs it for its own app; only peers of that network can
+        // open sessions through it), within RelayLimits' default bounds on the public one.
+        relay: Some(if private { swarmplex::RelayLimits::private_network() } else { swarmplex::RelayLimits::default() }),
         ..Default::default()
     })
     .await?;
     let pid = swarm.public_key().to_peer_id();
-    for a in swarm.listen_addrs().await? {
+    // Every address, so an operator can copy the ones others reach it at.
+    for a in swarm.listen_addrs_all().await? {
         say(&format!("{a}/p2p/{pid}"));
     }
     until_stopped().await;

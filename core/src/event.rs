@@ -3,6 +3,7 @@
 use crate::error::Error;
 use crate::keys::PublicKey;
 use crate::session::Connection;
+use crate::state::Reachability;
 use crate::topic::Topic;
 
 /// What a swarm reports, pulled with [`Swarm::next_event`].
@@ -23,6 +24,8 @@ pub enum SwarmEvent {
     Stream { remote: PublicKey, name: String, shared: bool },
     /// A topic message for a message topic we joined.
     Message { remote: PublicKey, topic: String, data: Vec<u8> },
+    /// Our reachability changed (see [`Swarm::reachability`](crate::Swarm::reachability)).
+    Reachability(Reachability),
 }
 
 impl SwarmEvent {
@@ -36,6 +39,7 @@ impl SwarmEvent {
             SwarmEvent::PeerTopic { .. } => "topic",
             SwarmEvent::Stream { .. } => "stream",
             SwarmEvent::Message { .. } => "message",
+            SwarmEvent::Reachability(_) => "reachability",
         }
     }
 
@@ -48,7 +52,7 @@ impl SwarmEvent {
             | SwarmEvent::PeerTopic { remote, .. }
             | SwarmEvent::Stream { remote, .. }
             | SwarmEvent::Message { remote, .. } => Some(*remote),
-            SwarmEvent::Update { .. } => None,
+            SwarmEvent::Update { .. } | SwarmEvent::Reachability(_) => None,
         }
     }
 }

@@ -29,7 +29,7 @@ pub(crate) enum Command {
     Flush { topic: Option<Topic>, reply: oneshot::Sender<()> },
     JoinPeer { key: PublicKey },
     LeavePeer { key: PublicKey },
-    /// The listen addresses once there are at least `min` of them (0: at once).
+    /// The listen addresses once at least `min` listeners reported theirs (0: at once).
     ListenAddrs { min: usize, reply: oneshot::Sender<Vec<Multiaddr>> },
     Status { topic: Topic, reply: oneshot::Sender<Option<JoinOptions>> },
     Topics { reply: oneshot::Sender<Vec<(Topic, JoinOptions)>> },
@@ -46,9 +46,23 @@ pub(crate) enum Command {
     StopListening { addr: Multiaddr, reply: oneshot::Sender<Result<()>> },
     /// Ask `via` (or a random connected peer) for another peer and connect to it.
     GetNewPeer { via: Option<PublicKey>, reply: ConnectReply },
+    /// Our reachability, external addresses and relays.
+    Reachability { reply: oneshot::Sender<ReachabilityInfo> },
     Suspend,
     Resume,
     Destroy { reply: Option<oneshot::Sender<()>> },
+}
+
+/// What [`Swarm::reachability`](crate::Swarm::reachability) reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReachabilityInfo {
+    /// Whether others can dial us.
+    pub state: crate::state::Reachability,
+    /// The addresses we advertise as dialable (direct ones others confirmed, relay circuits,
+    /// or on a local network our listen addresses).
+    pub external: Vec<Multiaddr>,
+    /// The relays we hold (or asked for) a reservation on.
+    pub relays: Vec<PublicKey>,
 }
 
 /// Reports from helper tasks to the loop.

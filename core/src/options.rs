@@ -67,8 +67,12 @@ pub struct SwarmOptions {
     /// service (the default for app peers; bootstrap and peer-exchange nodes turn it on).
     pub relay: Option<RelayLimits>,
     /// Reserve a relay slot on every connected peer that offers one, so peers that cannot
-    /// reach us directly can still connect through it (circuit relay v2, then DCUtR).
+    /// reach us directly can still connect through it (circuit relay v2, then DCUtR). Without
+    /// it, a node that finds itself behind a NAT reserves on up to two relays by itself.
     pub reserve_relays: bool,
+    /// Relays to prefer when we are behind a NAT (multiaddrs ending in `/p2p/<peer id>`),
+    /// before bootstrap nodes and other peers that offer relaying; dialed at start.
+    pub relays: Vec<String>,
 }
 
 /// Bounds on the relaying a node does for others, so no peer can use it as a free relay.
@@ -105,6 +109,21 @@ impl Default for RelayLimits {
 }
 
 impl RelayLimits {
+    /// Limits for a private network's own bootstrap/relay node: no data or time limit per
+    /// circuit (the only path between two peers behind symmetric NATs), more circuits and
+    /// reservations. Sessions through it form only between peers of that network (their
+    /// substream protocol names it); cap bandwidth with the operating system if needed.
+    pub fn private_network() -> Self {
+        RelayLimits {
+            max_reservations: 1024,
+            max_circuits: 256,
+            max_circuits_per_peer: 8,
+            max_circuit_bytes: u64::MAX,
+            max_circuit_duration: Duration::from_secs(u64::from(u32::MAX)),
+            circuits_per_minute: 60,
+        }
+    }
+
     /// The libp2p relay configuration these limits describe.
     pub(crate) fn to_config(self) -> Result<relay::Config> {
         let positive = |n: usize, what: &str| {
@@ -148,6 +167,7 @@ impl Default for SwarmOptions {
             dht_server: false,
             relay: None,
             reserve_relays: false,
+            relays: Vec::new(),
         }
     }
 }
@@ -222,6 +242,11 @@ impl SwarmOptions {
             },
         };
         list.iter().filter(|s| !s.is_empty() && *s != "none").map(|s| parse_addr(s)).collect()
+    }
+
+    /// The preferred relays, parsed (each must end in `/p2p/<peer id>`).
+    pub fn resolve_relays(&self) -> Result<Vec<Multiaddr>> {
+        self.relays.iter().map(|s| parse_addr(s)).collect()
     }
 
     /// The listen addresses after defaults.

@@ -12,7 +12,7 @@ use crate::engine;
 use crate::error::{Error, Result};
 use crate::event::SwarmEvent;
 use crate::keys::{KeyPair, PublicKey};
-use crate::msg::Command;
+use crate::msg::{Command, ReachabilityInfo};
 use crate::options::{JoinOptions, SwarmOptions};
 use crate::session::Connection;
 use crate::topic::Topic;
@@ -93,9 +93,14 @@ impl Swarm {
         rx.await.map_err(|_| Error::closed())
     }
 
-    /// Waits (up to 5 s) until both configured listeners, QUIC and TCP, reported an address:
-    /// testnets print them all.
-    pub(crate) async fn listen_addrs_all(&self) -> Result<Vec<Multiaddr>> {
+    /// Whether others can dial us, the addresses we advertise, and our relays.
+    pub async fn reachability(&self) -> Result<ReachabilityInfo> {
+        self.ask(|reply| Command::Reachability { reply }).await
+    }
+
+    /// Every address we listen on, once both default listeners (QUIC and TCP) reported theirs
+    /// (waits up to 5 s): what a bootstrap node prints for others to use.
+    pub async fn listen_addrs_all(&self) -> Result<Vec<Multiaddr>> {
         let both = self.ask(|reply| Command::ListenAddrs { min: 2, reply });
         match tokio::time::timeout(Duration::from_secs(5), both).await {
             Ok(addrs) => addrs,

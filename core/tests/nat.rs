@@ -2,14 +2,23 @@
 //! namespaces (iproute2 + nftables, as root):
 //!
 //! ```text
-//!   A 192.168.1.2 ── 192.168.1.1 [nat1] 10.0.1.2 ──┐
-//!                                                  10.0.1.1 [inet: relay B] 10.0.2.1
-//!   C 192.168.2.2 ── 192.168.2.1 [nat2] 10.0.2.2 ──┘
+//!   A 192.168.1.2 ── 192.168.1.1 [nat1] 11.0.1.2 ──┐
+//!                                                  11.0.1.1 [inet: B, P] 11.0.2.1
+//!   C 192.168.2.2 ── 192.168.2.1 [nat2] 11.0.2.2 ──┘
 //! ```
 //!
-//! nat1 and nat2 masquerade their LAN behind their one public address. A and C can each reach B
-//! but not each other: neither can be dialed from outside. A knows only B, asks B for a peer,
-//! and is introduced to C; the connection starts through B's relay (circuit relay v2) and:
+//! The "internet" uses global-looking addresses (11.0.0.0/8; the namespaces have no route out),
+//! because swarmplex treats private addresses as a LAN. nat1 and nat2 masquerade their LAN
+//! behind their one public address; A and C can each reach the inet namespace (where B, a
+//! bootstrap node, and P, a peer with no NAT, run) but cannot be dialed from outside.
+//!
+//! Topic tests (nothing configured but the bootstrap address): A and C find each other by topic
+//! through B. Each learns it is behind a NAT (AutoNAT), reserves a slot on B's relay by itself,
+//! announces the relay address, and the session starts relayed, then DCUtR punches a hole where
+//! the NATs allow it.
+//!
+//! Peer-exchange tests: A knows only B, asks B for a peer, and is introduced to C; the
+//! connection starts through B's relay (circuit relay v2) and:
 //! - behind port-preserving NATs (Linux's default masquerade), DCUtR punches a hole and the
 //!   session runs on a direct QUIC connection between the two NATs' public addresses;
 //! - behind symmetric NATs (`masquerade random`: a new port for every destination) no hole
@@ -31,10 +40,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use common::*;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
-use swarmplex::{Connection, Multiaddr, Swarm, SwarmEvent, SwarmOptions};
+use swarmplex::{Connection, Multiaddr, Reachability, RelayLimits, Swarm, SwarmEvent, SwarmOptions};
 
 /// How the NAT routers map ports.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Nat {
     /// Linux's default masquerade: the source port is kept when free (endpoint-independent).
     PortPreserving,
@@ -87,21 +96,26 @@ impl Net {
     }
 
     fn new(nat: Nat) -> Net {
+        Net::mixed(nat, nat)
+    }
+
+    /// nat1 of kind `n1` (in front of A), nat2 of kind `n2` (in front of C).
+    fn mixed(n1: Nat, n2: Nat) -> Net {
         static COUNT: AtomicUsize = AtomicUsize::new(0);
         let net = Net { prefix: format!("sx{}n{}", std::process::id(), COUNT.fetch_add(1, Ordering::Relaxed)) };
         for n in NAMES {
             run("ip", &["netns", "add", &net.ns(n)]);
             net.ip(n, "link set lo up");
         }
-        net.link("inet", "w1", "10.0.1.1/24", "nat1", "wan", "10.0.1.2/24");
-        net.link("inet", "w2", "10.0.2.1/24", "nat2", "wan", "10.0.2.2/24");
+        net.link("inet", "w1", "11.0.1.1/24", "nat1", "wan", "11.0.1.2/24");
+        net.link("inet", "w2", "11.0.2.1/24", "nat2", "wan", "11.0.2.2/24");
         net.link("nat1", "lan", "192.168.1.1/24", "a", "eth0", "192.168.1.2/24");
         net.link("nat2", "lan", "192.168.2.1/24", "c", "eth0", "192.168.2.2/24");
         net.ip("a", "route add default via 192.168.1.1");
         net.ip("c", "route add default via 192.168.2.1");
-        net.ip("nat1", "route add default via 10.0.1.1");
-        net.ip("nat2", "route add default via 10.0.2.1");
-        let masquerade = match nat {
+        net.ip("nat1", "route add default via 11.0.1.1");
+        net.ip("nat2", "route add default via 11.0.2.1");
+        let masquerade = |nat| match nat {
             Nat::PortPreserving => "masquerade",
             Nat::Symmetric => "masquerade random",
         };
@@ -111,7 +125,8 @@ impl Net {
         // Like a home router's firewall: nothing unsolicited gets in. Dropping new inbound
         // packets in `input` also keeps a hole-punch packet that arrives before the local side's
         // own packet from leaving a conntrack entry that would make masquerade pick another port.
-        for router in ["nat1", "nat2"] {
+        for (router, nat) in [("nat1", n1), ("nat2", n2)] {
+            let masquerade = masquerade(nat);
             let rules = format!(
                 "table ip nat {{\n\
                    chain post {{ type nat hook postrouting priority srcnat; oifname \"wan\" {masquerade}; }}\n\
@@ -235,8 +250,8 @@ async fn introduce(net: &Net) -> (Vec<NsRuntime>, Vec<Swarm>, Connection, Connec
     let (a, _) = start(1).await;
     let (c, _) = start(2).await;
     let via = |ip: &str| -> Multiaddr { format!("/ip4/{ip}/udp/{b_port}/quic-v1").parse().unwrap() };
-    within("A connects to B", a.connect(via("10.0.1.1"))).await.unwrap();
-    within("C connects to B", c.connect(via("10.0.2.1"))).await.unwrap();
+    within("A connects to B", a.connect(via("11.0.1.1"))).await.unwrap();
+    within("C connects to B", c.connect(via("11.0.2.1"))).await.unwrap();
     let ac = within("A gets C from B", a.get_new_peer(Some(b.public_key()))).await.unwrap();
     assert_eq!(ac.remote_public_key(), c.public_key());
     let ca = connection_from(&c, a.public_key()).await;
@@ -254,8 +269,8 @@ async fn hole_punching_gives_a_direct_connection_across_two_nats() {
     assert_eq!(ac.transport(), "quic", "A's end: {}", ac.remote_address());
     assert_eq!(ca.transport(), "quic", "C's end: {}", ca.remote_address());
     // Each sees the other's NAT's public address: the hole, not a private address.
-    assert!(ac.remote_address().to_string().starts_with("/ip4/10.0.2.2/udp/"), "{}", ac.remote_address());
-    assert!(ca.remote_address().to_string().starts_with("/ip4/10.0.1.2/udp/"), "{}", ca.remote_address());
+    assert!(ac.remote_address().to_string().starts_with("/ip4/11.0.2.2/udp/"), "{}", ac.remote_address());
+    assert!(ca.remote_address().to_string().starts_with("/ip4/11.0.1.2/udp/"), "{}", ca.remote_address());
     bytes_both_ways(&ac, &ca, 4 << 20).await;
     for s in swarms {
         s.destroy().await;
@@ -273,6 +288,146 @@ async fn behind_symmetric_nats_the_session_stays_relayed_and_carries_every_byte(
     assert_eq!(ca.transport(), "relay", "C's end: {}", ca.remote_address());
     bytes_both_ways(&ac, &ca, 256 * 1024).await;
     for s in swarms {
+        s.destroy().await;
+    }
+}
+
+// ---- topics across NATs, nothing configured but a bootstrap node --------------------------------
+
+const NETWORK: &str = "natsuite";
+
+/// B: a bootstrap node for the private network, as `swarmplex bootstrap --network` runs it.
+async fn bootstrap_node(rt: &NsRuntime) -> (Swarm, u16) {
+    let b = rt
+        .swarm(SwarmOptions {
+            network: Some(NETWORK.into()),
+            bootstrap: Some(vec![]),
+            dht_server: true,
+            mdns: false,
+            relay: Some(RelayLimits::private_network()),
+            ..Default::default()
+        })
+        .await;
+    let addrs = within("B listening", b.listen_addrs_all()).await.unwrap();
+    let quic = addrs.iter().find(|a| a.to_string().contains("/quic-v1")).expect("a QUIC address");
+    let port = quic.to_string().split('/').nth(4).unwrap().parse().unwrap();
+    (b, port)
+}
+
+/// An app peer whose only configuration is the bootstrap node, reached at `ip`.
+async fn app_peer(rt: &NsRuntime, b: &Swarm, ip: &str, port: u16) -> Swarm {
+    let boot = format!("/ip4/{ip}/udp/{port}/quic-v1/p2p/{}", b.public_key().to_peer_id());
+    rt.swarm(SwarmOptions { network: Some(NETWORK.into()), bootstrap: Some(vec![boot]), mdns: false, ..Default::default() }).await
+}
+
+/// The connection event from `key`, and asserts no other connection or disconnection event came
+/// before it.
+async fn only_connection_from(s: &Swarm, key: swarmplex::PublicKey) -> Connection {
+    let e = next_matching(s, "a connection", |e| matches!(e, SwarmEvent::Connection(_) | SwarmEvent::Disconnected { .. })).await;
+    match e {
+        SwarmEvent::Connection(c) if c.remote_public_key() == key => c,
+        other => panic!("expected one connection from the peer, got {other:?}"),
+    }
+}
+
+/// Asserts what a NATed server advertises: a relay circuit through B, no private address.
+async fn assert_announces_relay_only(s: &Swarm) {
+    let r = s.reachability().await.unwrap();
+    assert!(matches!(r.state, Reachability::Private { .. }), "{r:?}");
+    assert!(!r.relays.is_empty(), "holds a relay reservation: {r:?}");
+    assert!(r.external.iter().any(|a| a.to_string().contains("/p2p-circuit")), "{r:?}");
+    for a in &r.external {
+        let a = a.to_string();
+        assert!(!a.contains("/192.168.") && !a.contains("/127.0.0.1/"), "private address advertised: {a}");
+    }
+}
+
+/// A (server, behind nat1) and C (client, behind nat2) meet by topic through B. Returns the
+/// runtimes and swarms (to keep alive) and A's and C's ends.
+async fn meet_by_topic(net: &Net) -> (Vec<NsRuntime>, Vec<Swarm>, Connection, Connection) {
+    init_logging();
+    let rts: Vec<NsRuntime> = ["inet", "a", "c"].iter().map(|n| NsRuntime::new(&net.ns(n))).collect();
+    let (b, port) = bootstrap_node(&rts[0]).await;
+    let a = app_peer(&rts[1], &b, "11.0.1.1", port).await;
+    let c = app_peer(&rts[2], &b, "11.0.2.1", port).await;
+    let t = swarmplex::Topic::from_name("across the NATs");
+    a.join(t, swarmplex::JoinOptions { server: true, client: false }).unwrap();
+    c.join(t, swarmplex::JoinOptions { server: false, client: true }).unwrap();
+    let (ac, ca) = tokio::join!(only_connection_from(&a, c.public_key()), only_connection_from(&c, a.public_key()));
+    assert_eq!(ac.handshake_hash(), ca.handshake_hash());
+    assert_announces_relay_only(&a).await;
+    (rts, vec![a, b, c], ac, ca)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_peers_behind_port_preserving_nats_meet_by_topic_and_punch_a_direct_path() {
+    if skip() {
+        return;
+    }
+    let net = Net::new(Nat::PortPreserving);
+    let (_rts, swarms, ac, ca) = meet_by_topic(&net).await;
+    assert_eq!(ac.transport(), "quic", "A's end: {}", ac.remote_address());
+    assert!(ac.remote_address().to_string().starts_with("/ip4/11.0.2.2/udp/"), "{}", ac.remote_address());
+    assert!(ca.remote_address().to_string().starts_with("/ip4/11.0.1.2/udp/"), "{}", ca.remote_address());
+    bytes_both_ways(&ac, &ca, 4 << 20).await;
+    for s in swarms {
+        s.destroy().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_peers_behind_symmetric_nats_meet_by_topic_through_the_relay() {
+    if skip() {
+        return;
+    }
+    let net = Net::new(Nat::Symmetric);
+    let (_rts, swarms, ac, ca) = meet_by_topic(&net).await;
+    assert_eq!(ac.transport(), "relay", "A's end: {}", ac.remote_address());
+    assert_eq!(ca.transport(), "relay", "C's end: {}", ca.remote_address());
+    // The private network's relay carries more than the public default's 1 MiB.
+    bytes_both_ways(&ac, &ca, 4 << 20).await;
+    for s in swarms {
+        s.destroy().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_symmetric_nat_and_a_port_preserving_one_meet_by_topic() {
+    if skip() {
+        return;
+    }
+    let net = Net::mixed(Nat::Symmetric, Nat::PortPreserving);
+    let (_rts, swarms, ac, ca) = meet_by_topic(&net).await;
+    eprintln!("symmetric server x port-preserving client: {} ({})", ac.transport(), ac.remote_address());
+    bytes_both_ways(&ac, &ca, 1 << 20).await;
+    for s in swarms {
+        s.destroy().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_with_no_nat_is_public_and_a_natted_client_dials_it_directly() {
+    if skip() {
+        return;
+    }
+    init_logging();
+    let net = Net::new(Nat::PortPreserving);
+    let rts: Vec<NsRuntime> = ["inet", "inet", "c"].iter().map(|n| NsRuntime::new(&net.ns(n))).collect();
+    let (b, port) = bootstrap_node(&rts[0]).await;
+    let p = app_peer(&rts[1], &b, "11.0.1.1", port).await;
+    let c = app_peer(&rts[2], &b, "11.0.2.1", port).await;
+    let t = swarmplex::Topic::from_name("to a public peer");
+    p.join(t, swarmplex::JoinOptions { server: true, client: false }).unwrap();
+    c.join(t, swarmplex::JoinOptions { server: false, client: true }).unwrap();
+    let (pc, cp) = tokio::join!(only_connection_from(&p, c.public_key()), only_connection_from(&c, p.public_key()));
+    assert_eq!(cp.transport(), "quic", "{}", cp.remote_address());
+    assert!(cp.remote_address().to_string().starts_with("/ip4/11.0."), "{}", cp.remote_address());
+    let r = p.reachability().await.unwrap();
+    assert_eq!(r.state, Reachability::Public, "{r:?}");
+    assert!(r.relays.is_empty(), "a public peer reserves no relay: {r:?}");
+    assert!(r.external.iter().all(|a| !a.to_string().contains("p2p-circuit")), "{r:?}");
+    bytes_both_ways(&pc, &cp, 1 << 20).await;
+    for s in [p, b, c] {
         s.destroy().await;
     }
 }

@@ -46,7 +46,7 @@ from ._swarm import EVENTS, LOOPBACK_LISTEN, Discovery, Swarm
 from .exchange import Exchange
 from .peersockets import Peersockets, TopicHandle
 from .plex import Peer, Plex
-from ._types import KeyPair, Message, PeerInfo, topic
+from ._types import KeyPair, Message, PeerInfo, Reachability, topic
 from .testnet import Testnet
 
 __all__ = [
@@ -62,6 +62,7 @@ __all__ = [
     "Testnet",
     "KeyPair",
     "PeerInfo",
+    "Reachability",
     "Message",
     "topic",
     "EVENTS",

@@ -23,14 +23,14 @@ from typing import (
 from . import _native
 from ._errors import ClosedError, InvalidInputError, error_from_kind
 from ._stream import Connection
-from ._types import KeyPair, Message, PeerInfo, check_key32
+from ._types import KeyPair, Message, PeerInfo, Reachability, check_key32
 
 __all__ = ["Swarm", "Discovery", "EVENTS", "LOOPBACK_LISTEN"]
 
 log = logging.getLogger("swarmplex")
 
 #: Event names accepted by :meth:`Swarm.on`.
-EVENTS = ("connection", "disconnected", "update", "ban", "topic", "stream", "message")
+EVENTS = ("connection", "disconnected", "update", "ban", "topic", "stream", "message", "reachability")
 
 #: Listen addresses for QUIC and TCP on 127.0.0.1 (random ports): pass as ``listen=`` for local
 #: tests and demos.
@@ -387,6 +387,12 @@ class Swarm:
         :meth:`join_peer`); returns the listen addresses."""
         self._start()
         return await self._native.listen()
+
+    async def reachability(self) -> Reachability:
+        """Whether others can dial us, the addresses we advertise and the relays we hold. A
+        ``"reachability"`` event (``state, symmetric``) tells when it changes."""
+        state, symmetric, external, relays = await self._native.reachability()
+        return Reachability(state, symmetric, list(external), list(relays))
 
     async def listen_addresses(self) -> List[str]:
         """The listen multiaddrs (waits for the first)."""

@@ -79,6 +79,21 @@ class PeerInfo:
     explicit: bool
 
 
+@dataclass(frozen=True)
+class Reachability:
+    """Whether others can dial this swarm (:meth:`swarmplex.Swarm.reachability`)."""
+
+    #: ``"public"`` (a direct address others confirmed, or a local network), ``"private"``
+    #: (behind a NAT: reachable through relays and hole punching) or ``"unknown"``.
+    state: str
+    #: Behind a symmetric NAT: hole punching rarely works, sessions run relayed.
+    symmetric: bool
+    #: The multiaddrs this swarm advertises as dialable.
+    external: List[str]
+    #: Public keys of the relays it holds a reservation on.
+    relays: List[bytes]
+
+
 class Message(NamedTuple):
     """A topic message received from a peer."""
 

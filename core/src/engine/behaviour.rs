@@ -5,7 +5,7 @@ use std::time::Duration;
 use futures::FutureExt;
 use libp2p::swarm::NetworkBehaviour;
 use libp2p::swarm::behaviour::toggle::Toggle;
-use libp2p::{StreamProtocol, connection_limits, dcutr, identify, kad, mdns, noise, relay, tcp, yamux};
+use libp2p::{StreamProtocol, autonat, connection_limits, dcutr, identify, kad, mdns, noise, relay, tcp, yamux};
 
 use super::substreams::Substreams;
 use crate::error::{Error, Result};
@@ -22,6 +22,10 @@ pub(crate) struct Behaviour {
     pub relay: Toggle<relay::Behaviour>,
     pub relay_client: relay::client::Behaviour,
     pub dcutr: dcutr::Behaviour,
+    /// Asks AutoNAT servers whether our address candidates are reachable (every node).
+    pub autonat: autonat::v2::client::Behaviour,
+    /// Dials others' candidates back (DHT servers and relays: bootstrap and testnet nodes).
+    pub autonat_server: Toggle<autonat::v2::server::Behaviour>,
     pub substreams: Substreams,
 }
 
@@ -76,6 +80,7 @@ pub(crate) fn build_libp2p(
                     .with_max_established_per_peer(Some(4))
                     .with_max_established(Some(1024)),
             );
+            let autonat_server = (dht_server || relay_config.is_some()).then(autonat::v2::server::Behaviour::default);
             let relay = relay_config.map(|c| {
                 let mut r = relay::Behaviour::new(peer, c);
                 r.set_status(Some(relay::Status::Enable));
@@ -89,6 +94,8 @@ pub(crate) fn build_libp2p(
                 relay: Toggle::from(relay),
                 relay_client,
                 dcutr: dcutr::Behaviour::new(peer),
+                autonat: autonat::v2::client::Behaviour::default(),
+                autonat_server: Toggle::from(autonat_server),
                 substreams: Substreams::new(stream_protocol),
             })
         })

@@ -15,11 +15,15 @@ use crate::error::Error;
 use crate::state::ConnFacts;
 use crate::tasks;
 
+/// The protocol AutoNAT v2 servers list in identify.
+const AUTONAT_DIAL_REQUEST: &str = "/libp2p/autonat/2/dial-request";
+
 impl Engine {
     pub(super) fn on_swarm_event(&mut self, event: P2pEvent<BehaviourEvent>) {
         let now = Instant::now();
         match event {
             P2pEvent::NewListenAddr { address, listener_id } => self.on_new_listen_addr(listener_id, address),
+            P2pEvent::ExternalAddrConfirmed { address } => tracing::debug!(%address, "external address confirmed"),
             // The listener keeps the address (until it closes), so that `stop_listening` still
             // finds it by the address `listen_on` replied with.
             P2pEvent::ExpiredListenAddr { address, .. } => self.forget_listen_addr(&address),
@@ -54,6 +58,9 @@ impl Engine {
             }
             P2pEvent::ConnectionClosed { peer_id, connection_id, cause, .. } => {
                 self.state.connection_closed(peer_id, connection_id, cause.map(|c| c.to_string()), now);
+                if self.state.dialed_addr(&peer_id).is_none() {
+                    self.state.relay_gone(peer_id, now);
+                }
             }
             P2pEvent::OutgoingConnectionError { connection_id, error, peer_id } => {
                 if let Some(reply) = self.addr_dials.remove(&connection_id) {
@@ -72,6 +79,10 @@ impl Engine {
             P2pEvent::Behaviour(BehaviourEvent::Kad(e)) => self.on_kad(e, now),
             P2pEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. })) => {
                 let is_dht_server = info.protocols.contains(&self.kad_protocol);
+                if info.protocols.iter().any(|p| p.as_ref() == AUTONAT_DIAL_REQUEST) {
+                    self.state.autonat_server(peer_id, now);
+                }
+                self.state.observed_addr(&info.observed_addr, peer_id, now);
                 self.on_relay_offer(peer_id, info.protocols.contains(&relay::HOP_PROTOCOL_NAME));
                 for addr in info.listen_addrs {
                     self.swarm.behaviour_mut().substreams.add_address(peer_id, addr.clone());
@@ -118,6 +129,13 @@ impl Engine {
             },
             P2pEvent::Behaviour(BehaviourEvent::Dcutr(e)) => {
                 tracing::debug!(remote = %e.remote_peer_id, result = ?e.result, "hole punch");
+                if e.result.is_err() {
+                    self.state.punch_failed(e.remote_peer_id);
+                }
+            }
+            P2pEvent::Behaviour(BehaviourEvent::Autonat(e)) => {
+                tracing::debug!(addr = %e.tested_addr, server = %e.server, ok = e.result.is_ok(), "AutoNAT probe");
+                self.state.autonat_result(e.tested_addr, e.server, e.result.is_ok(), now);
             }
             P2pEvent::Behaviour(BehaviourEvent::Substreams(substreams::Event::Inbound { peer, connection, stream })) => {
                 tokio::spawn(tasks::inbound::read_header(self.ctx.report.clone(), peer, connection, stream));

@@ -16,7 +16,7 @@ use crate::error::{Error, Result};
 pub(super) struct Listeners {
     /// Every address we listen on, in the order they came.
     pub addrs: Vec<Multiaddr>,
-    /// Callers waiting for at least `min` addresses.
+    /// Callers waiting until at least `min` listeners reported an address.
     waiters: Vec<(usize, oneshot::Sender<Vec<Multiaddr>>)>,
     /// `listen_on` callers, answered with the first address their listener binds.
     replies: HashMap<ListenerId, oneshot::Sender<Result<Multiaddr>>>,
@@ -28,9 +28,10 @@ pub(super) struct Listeners {
 }
 
 impl Listeners {
-    /// Answers with the listen addresses once there are at least `min` (0: at once).
+    /// Answers with the listen addresses once at least `min` listeners reported theirs (0: at
+    /// once).
     pub fn wait_for(&mut self, min: usize, reply: oneshot::Sender<Vec<Multiaddr>>) {
-        if self.addrs.len() < min {
+        if self.by_listener.len() < min {
             self.waiters.push((min, reply));
         } else {
             let _ = reply.send(self.addrs.clone());
@@ -43,7 +44,7 @@ impl Listeners {
         }
         self.by_listener.entry(listener).or_default().push(address.clone());
         self.addrs.push(address);
-        let have = self.addrs.len();
+        let have = self.by_listener.len();
         let (ready, waiting): (Vec<_>, Vec<_>) = self.waiters.drain(..).partition(|(min, _)| have >= *min);
         self.waiters = waiting;
         for (_, w) in ready {
@@ -78,16 +79,18 @@ impl Engine {
 
     pub(super) fn on_new_listen_addr(&mut self, listener: ListenerId, address: Multiaddr) {
         tracing::debug!(%address, "listening");
-        self.swarm.add_external_address(address.clone());
+        let now = Instant::now();
+        self.state.listen_addr_added(&address, now);
         self.listeners.added(listener, address);
-        self.state.set_listening(true, Instant::now());
+        self.state.set_listening(true, now);
     }
 
     /// Drops an address we no longer listen on from what we advertise.
     pub(super) fn forget_listen_addr(&mut self, address: &Multiaddr) {
         self.listeners.addrs.retain(|a| a != address);
-        self.swarm.remove_external_address(address);
-        self.state.set_listening(!self.listeners.addrs.is_empty(), Instant::now());
+        let now = Instant::now();
+        self.state.listen_addr_removed(address, now);
+        self.state.set_listening(!self.listeners.addrs.is_empty(), now);
     }
 
     pub(super) fn on_listener_closed(&mut self, listener: ListenerId, reason: std::result::Result<(), std::io::Error>) {

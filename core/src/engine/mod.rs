@@ -36,11 +36,12 @@ use crate::event::SwarmEvent;
 use crate::firewall::FirewallGate;
 use crate::keys::{KeyPair, PublicKey};
 use crate::link::{Activation, LinkCmd};
-use crate::msg::{Command, ConnectReply, Report};
+use crate::msg::{Command, ConnectReply, ReachabilityInfo, Report};
 use crate::options::SwarmOptions;
 use crate::session::{self, Connection};
 use crate::state::dedup::Role;
-use crate::state::{Action, Config, FlushId, Handles, Notice, QueryRef, State};
+use crate::state::reach::scope_of;
+use crate::state::{Action, Config, FlushId, Handles, Notice, QueryRef, ReachConfig, State};
 use crate::tasks::{self, TaskCtx};
 use crate::wire::{Header, Kind};
 use behaviour::{Behaviour, build_libp2p};
@@ -90,6 +91,17 @@ pub(crate) fn spawn(opts: &SwarmOptions, key_pair: &KeyPair, runtime: &tokio::ru
     if !bootstrap.is_empty() {
         let _ = swarm.behaviour_mut().kad.bootstrap();
     }
+    let mut static_relays = HashSet::new();
+    for addr in opts.resolve_relays()? {
+        let Some(Protocol::P2p(pid)) = addr.iter().last() else {
+            return Err(Error::InvalidInput(format!("relay address {addr} must end in /p2p/<peer id>")));
+        };
+        let mut base = addr.clone();
+        base.pop();
+        swarm.behaviour_mut().substreams.add_address(pid, base);
+        let _ = swarm.dial(DialOpts::peer_id(pid).condition(PeerCondition::DisconnectedAndNotDialing).build());
+        static_relays.insert(pid);
+    }
 
     let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
     let (link_tx, link_rx) = mpsc::unbounded_channel();
@@ -104,7 +116,17 @@ pub(crate) fn spawn(opts: &SwarmOptions, key_pair: &KeyPair, runtime: &tokio::ru
         instance: rand::random(),
     };
     let local = key_pair.public_key();
-    let state = State::new(Config { local, max_peers: opts.max_peers, seed: rand::random() });
+    let reach = ReachConfig {
+        bootstrap_scope: bootstrap.iter().filter_map(scope_of).max(),
+        reserve_all: opts.reserve_relays,
+        no_relays: opts.dht_server && !opts.reserve_relays,
+    };
+    let bootstrap_peers = bootstrap.iter().filter_map(|a| match a.iter().last() {
+        Some(Protocol::P2p(pid)) => Some(pid),
+        _ => None,
+    });
+    let mut state = State::new(Config { local, max_peers: opts.max_peers, seed: rand::random(), reach });
+    state.start_reach(Instant::now());
     let engine = Engine {
         local,
         swarm,
@@ -127,7 +149,7 @@ pub(crate) fn spawn(opts: &SwarmOptions, key_pair: &KeyPair, runtime: &tokio::ru
         addr_dials: HashMap::new(),
         destroy_waiters: Vec::new(),
         listeners: listeners::Listeners::default(),
-        relays: relays::Relays::new(opts.reserve_relays),
+        relays: relays::Relays::new(opts.reserve_relays, bootstrap_peers.collect(), static_relays),
         exchange: exchange::Exchange::default(),
     };
     runtime.spawn(engine.run());
@@ -300,6 +322,10 @@ impl Engine {
                     let _ = w.send(());
                 }
             }
+            Action::ConfirmAddr(addr) => self.swarm.add_external_address(addr),
+            Action::ExpireAddr(addr) => self.swarm.remove_external_address(&addr),
+            Action::Reserve(relay) => self.reserve_on(relay),
+            Action::Release(relay) => self.release(relay),
         }
     }
 
@@ -313,6 +339,7 @@ impl Engine {
             }
             Notice::Ban { remote } => SwarmEvent::Ban { remote },
             Notice::PeerTopic { remote, topic } => SwarmEvent::PeerTopic { remote, topic },
+            Notice::Reachability(r) => SwarmEvent::Reachability(r),
         };
         self.emit(event);
     }
@@ -363,6 +390,11 @@ impl Engine {
             Command::ListenOn { addr, reply } => self.listen_on(addr, reply),
             Command::StopListening { addr, reply } => self.stop_listening(addr, reply),
             Command::GetNewPeer { via, reply } => self.ask_for_peer(via, reply),
+            Command::Reachability { reply } => {
+                let relays = self.state.relays().into_iter().filter_map(|p| PublicKey::from_peer_id(&p)).collect();
+                let external = self.swarm.external_addresses().cloned().collect();
+                let _ = reply.send(ReachabilityInfo { state: self.state.reachability(), external, relays });
+            }
             Command::Suspend => self.state.suspend(now),
             Command::Resume => self.state.resume(now),
             Command::Destroy { reply } => self.begin_destroy(reply),

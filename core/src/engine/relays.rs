@@ -16,6 +16,7 @@ use crate::addr::{circuit_via, relay_of, strip_p2p};
 use crate::error::Error;
 use crate::msg::ConnectReply;
 use crate::session::Connection;
+use crate::state::RelayRank;
 use crate::state::timers::Timers;
 
 /// How long `connect` waits for the relay reservation on the new peer to settle.
@@ -31,10 +32,15 @@ pub(crate) enum DriverTimer {
     RelayFallback(PeerId),
 }
 
-/// The driver's relay bookkeeping.
+/// The driver's relay bookkeeping. Which relays to reserve on is the state's choice
+/// (`state::reach`); this keeps the listeners and the `connect` callers waiting on them.
 pub(super) struct Relays {
-    /// Reserve a relay slot on connected peers that offer one.
+    /// Peer exchange: `connect` callers wait for our reservation on the new peer to settle.
     reserve: bool,
+    /// Our bootstrap nodes (preferred relays).
+    bootstrap: HashSet<PeerId>,
+    /// The app's relays (`SwarmOptions::relays`, preferred over bootstrap nodes).
+    statics: HashSet<PeerId>,
     /// Our relay reservations (listener → relay).
     reservations: HashMap<ListenerId, PeerId>,
     /// Relays whose reservation settled (accepted, refused, or not offered).
@@ -51,9 +57,11 @@ pub(super) struct Relays {
 }
 
 impl Relays {
-    pub fn new(reserve: bool) -> Self {
+    pub fn new(reserve: bool, bootstrap: HashSet<PeerId>, statics: HashSet<PeerId>) -> Self {
         Relays {
             reserve,
+            bootstrap,
+            statics,
             reservations: HashMap::new(),
             settled: HashSet::new(),
             reserved_here: HashSet::new(),
@@ -153,40 +161,60 @@ impl Engine {
         }
     }
 
-    /// Identify told us whether `pid` offers a relay: reserve a slot there if we reserve any.
+    /// Identify told us whether `pid` offers a relay: a candidate for the state's relay choice
+    /// if we reached it directly (outbound).
     pub(super) fn on_relay_offer(&mut self, pid: PeerId, offers_relay: bool) {
-        if !self.relays.reserve {
-            return;
+        if offers_relay && self.state.dialed_addr(&pid).is_some() {
+            let rank = if self.relays.statics.contains(&pid) {
+                RelayRank::Static
+            } else if self.relays.bootstrap.contains(&pid) {
+                RelayRank::Bootstrap
+            } else {
+                RelayRank::Other
+            };
+            self.state.relay_candidate(pid, rank, Instant::now());
         }
-        if offers_relay {
-            self.reserve_on(pid);
-        } else {
-            self.relay_settled(pid);
+        if !self.state.relays().contains(&pid) {
+            self.relay_settled(pid); // no reservation coming: `connect` callers need not wait
         }
     }
 
-    /// Reserves a slot on `pid`'s relay, over a direct connection we have to it.
-    fn reserve_on(&mut self, pid: PeerId) {
-        if self.relays.reservations.values().any(|r| *r == pid) {
+    /// Reserves a slot on `relay`, over our outbound direct connection to it.
+    pub(super) fn reserve_on(&mut self, relay: PeerId) {
+        if self.relays.reservations.values().any(|r| *r == relay) {
             return;
         }
-        let Some(addr) = self.state.direct_addr(&pid) else { return };
-        let circuit = circuit_via(addr, pid);
+        let Some(addr) = self.state.dialed_addr(&relay) else {
+            self.state.reservation_lost(relay, Instant::now());
+            return self.relay_settled(relay);
+        };
+        let circuit = circuit_via(addr, relay);
         match self.swarm.listen_on(circuit.clone()) {
             Ok(id) => {
                 tracing::debug!(%circuit, "reserving a relay slot");
-                self.relays.settled.remove(&pid);
-                self.relays.reservations.insert(id, pid);
+                self.relays.settled.remove(&relay);
+                self.relays.reservations.insert(id, relay);
             }
             Err(e) => {
                 tracing::debug!(%circuit, "cannot reserve: {e}");
-                self.relay_settled(pid);
+                self.state.reservation_lost(relay, Instant::now());
+                self.relay_settled(relay);
             }
+        }
+    }
+
+    /// Gives up our reservation on `relay`.
+    pub(super) fn release(&mut self, relay: PeerId) {
+        let ids: Vec<ListenerId> = self.relays.reservations.iter().filter(|(_, r)| **r == relay).map(|(id, _)| *id).collect();
+        for id in ids {
+            self.relays.reservations.remove(&id);
+            self.swarm.remove_listener(id);
         }
     }
 
     /// The relay accepted (or renewed) our reservation.
     pub(super) fn on_reservation_accepted(&mut self, relay: PeerId) {
+        self.state.reservation_accepted(relay, Instant::now());
         self.relay_settled(relay);
     }
 
@@ -196,6 +224,7 @@ impl Engine {
             tracing::debug!(%relay, "relay reservation ended");
             self.relays.settled.remove(&relay);
             self.answer_settle_waiters(relay);
+            self.state.reservation_lost(relay, Instant::now());
         }
     }
 

@@ -117,11 +117,24 @@ impl<H: Handles> State<H> {
         }
     }
 
-    /// Whether we have at least one listen address: server rounds waiting for one announce now.
+    /// Whether we have at least one listen address: server rounds waiting for one announce now
+    /// (if reachability allows, see `reach`).
     pub fn set_listening(&mut self, listening: bool, now: Instant) {
         let first = listening && !self.listening;
         self.listening = listening;
-        if !first {
+        if first {
+            self.announce_deferred(now);
+        }
+    }
+
+    /// Whether announces may go out: a listen address, and something others can dial.
+    fn can_announce(&self) -> bool {
+        self.listening && self.reach.announce_ready
+    }
+
+    /// Sends the announces that waited for [`State::can_announce`].
+    pub(super) fn announce_deferred(&mut self, now: Instant) {
+        if !self.can_announce() {
             return;
         }
         let deferred: Vec<(Topic, u64)> =
@@ -130,6 +143,22 @@ impl<H: Handles> State<H> {
             if let Some(ts) = self.topics.get_mut(&t) {
                 ts.announce_deferred = false;
             }
+            self.announce(t, g, now);
+        }
+    }
+
+    /// Announces every server topic again (what others can dial changed).
+    pub(super) fn reannounce(&mut self, now: Instant) {
+        if !self.can_announce() || self.suspended {
+            return;
+        }
+        let servers: Vec<(Topic, u64)> = self
+            .topics
+            .iter()
+            .filter(|(_, t)| t.opts.server && !t.announce_deferred)
+            .map(|(k, t)| (*k, t.generation))
+            .collect();
+        for (t, g) in servers {
             self.announce(t, g, now);
         }
     }
@@ -145,7 +174,7 @@ impl<H: Handles> State<H> {
     // ---- rounds ------------------------------------------------------------------------------
 
     fn start_round(&mut self, topic: Topic, now: Instant) {
-        let listening = self.listening;
+        let can_announce = self.can_announce();
         let suspended = self.suspended;
         let Some(ts) = self.topics.get_mut(&topic) else { return };
         ts.generation += 1;
@@ -159,7 +188,7 @@ impl<H: Handles> State<H> {
             return;
         }
         if opts.server {
-            if listening {
+            if can_announce {
                 self.announce(topic, generation, now);
             } else {
                 ts.announce_deferred = true;

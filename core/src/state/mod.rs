@@ -19,6 +19,7 @@ pub(crate) mod backoff;
 pub(crate) mod dedup;
 mod discovery;
 mod peers;
+pub(crate) mod reach;
 pub(crate) mod round;
 #[cfg(test)]
 mod tests;
@@ -37,11 +38,14 @@ use crate::keys::PublicKey;
 use crate::topic::Topic;
 
 pub use peers::PeerInfo;
+pub use reach::Reachability;
+pub(crate) use reach::{ReachConfig, RelayRank};
 pub(crate) use peers::SessionPlan;
 
 use dedup::Role;
 use discovery::{QueryInfo, TopicState};
 use peers::{ConnInfo, Peer};
+use reach::Reach;
 use round::Waiters;
 use timers::Timers;
 
@@ -49,7 +53,9 @@ use timers::Timers;
 pub(crate) const DESTROY_GRACE: Duration = Duration::from_millis(500);
 /// How long a session to be started on a relayed connection waits for hole punching (DCUtR) to
 /// give a direct connection first, so the app sees one connection, not a relayed one replaced.
-pub(crate) const HOLE_PUNCH_WAIT: Duration = Duration::from_secs(3);
+/// Started as soon as DCUtR reports that punching failed; 6 s covers one attempt plus QUIC's
+/// 5 s handshake timeout (97.6 % of successful punches need one attempt).
+pub(crate) const HOLE_PUNCH_WAIT: Duration = Duration::from_secs(6);
 
 /// The I/O handles the state stores but never looks into.
 pub(crate) trait Handles {
@@ -83,6 +89,7 @@ pub(crate) enum Notice<S> {
     Update { connecting: usize, connections: usize },
     Ban { remote: PublicKey },
     PeerTopic { remote: PublicKey, topic: Topic },
+    Reachability(Reachability),
 }
 
 /// What the state asks the driver to do.
@@ -117,6 +124,14 @@ pub(crate) enum Action<S> {
     DialFailed { pid: PeerId, error: Error },
     /// A `flush` caller's wait is over.
     FlushDone(FlushId),
+    /// Advertise this address as dialable (an external address).
+    ConfirmAddr(Multiaddr),
+    /// Stop advertising this address.
+    ExpireAddr(Multiaddr),
+    /// Reserve a slot on this relay (over our outbound direct connection to it).
+    Reserve(PeerId),
+    /// Give up our reservation on this relay.
+    Release(PeerId),
 }
 
 /// Time-driven inputs; see [`State::handle_timeout`].
@@ -136,6 +151,16 @@ pub(crate) enum Timer {
     DestroyDeadline,
     /// Start the session on this relayed connection if no direct one came meanwhile.
     HolePunch(PeerId, ConnectionId),
+    /// Still Unknown: reserve relays anyway.
+    ReachUnknown,
+    /// Still no AutoNAT verdict: Private.
+    ReachSilence,
+    /// Announce whether or not reachability settled.
+    AnnounceSettle,
+    /// A relay's rest is over: choose relays again.
+    RelayRested,
+    /// Re-announce server topics after an address change.
+    Reannounce,
 }
 
 /// Fixed inputs of a [`State`].
@@ -147,6 +172,8 @@ pub(crate) struct Config {
     pub max_peers: Option<usize>,
     /// Seed of the state's random generator (jitter, choices).
     pub seed: u64,
+    /// Inputs of the reachability machine.
+    pub reach: ReachConfig,
 }
 
 /// The engine's state; see the module docs.
@@ -170,6 +197,8 @@ pub(crate) struct State<H: Handles> {
     flush_waiters: Waiters<Topic, FlushId>,
     /// Whether we have a listen address (announces wait for one).
     listening: bool,
+    // -- reachability and relays (`reach.rs`)
+    reach: Reach,
     // -- lifecycle
     suspended: bool,
     destroying: Option<Destroying>,
@@ -202,6 +231,7 @@ impl<H: Handles> State<H> {
             next_query: 0,
             flush_waiters: Waiters::default(),
             listening: false,
+            reach: Reach::new(config.reach),
             suspended: false,
             destroying: None,
         }
@@ -257,6 +287,7 @@ impl<H: Handles> State<H> {
                 }
             }
             Timer::HolePunch(pid, conn) => self.on_hole_punch_wait(pid, conn),
+            t => self.on_reach_timer(&t, now),
         }
     }
 

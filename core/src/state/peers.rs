@@ -120,6 +120,14 @@ impl<H: Handles> State<H> {
         self.conns.values().find(|c| c.peer == *pid && !c.facts.relayed).map(|c| c.facts.addr.clone())
     }
 
+    /// The remote address of a direct connection we dialed to `pid` (where it listens).
+    pub fn dialed_addr(&self, pid: &PeerId) -> Option<Multiaddr> {
+        self.conns
+            .values()
+            .find(|c| c.peer == *pid && !c.facts.relayed && c.facts.dialer)
+            .map(|c| c.facts.addr.clone())
+    }
+
     /// Whether we are dialing `pid` and have no session yet.
     pub fn is_dialing(&self, pid: &PeerId) -> bool {
         self.peers.get(pid).is_some_and(|p| p.dialing && p.session.is_none())
@@ -366,6 +374,16 @@ impl<H: Handles> State<H> {
             } else {
                 self.initiate(pid, conn);
             }
+        }
+    }
+
+    /// DCUtR gave up on a direct connection to `pid`: start the session on the relayed
+    /// connection now instead of waiting out [`HOLE_PUNCH_WAIT`].
+    pub fn punch_failed(&mut self, pid: PeerId) {
+        let relayed: Vec<ConnectionId> =
+            self.conns.iter().filter(|(_, c)| c.peer == pid && c.facts.relayed).map(|(id, _)| *id).collect();
+        for conn in relayed {
+            self.on_hole_punch_wait(pid, conn);
         }
     }
 

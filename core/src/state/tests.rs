@@ -246,6 +246,7 @@ impl Net {
             Action::Notice(n) => self.nodes[i].notices.push(n),
             Action::Connected { .. } | Action::DialFailed { .. } => {}
             Action::FlushDone(id) => self.nodes[i].flushed.push(id),
+            Action::ConfirmAddr(_) | Action::ExpireAddr(_) | Action::Reserve(_) | Action::Release(_) => {}
         }
     }
 
@@ -362,7 +363,7 @@ fn node(seed: u8, max_peers: Option<usize>, instance: u64) -> Node {
     let key = KeyPair::from_seed(&[seed + 1; 32]).expect("seed").public_key();
     Node {
         key,
-        state: State::new(Config { local: key, max_peers, seed: seed as u64 }),
+        state: State::new(Config { local: key, max_peers, seed: seed as u64, reach: ReachConfig::default() }),
         instance,
         rejects: HashSet::new(),
         blocked: HashSet::new(),
