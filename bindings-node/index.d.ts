@@ -41,11 +41,43 @@ declare namespace Hyperswarm {
     mdns?: boolean
     /** Listen multiaddrs; default QUIC and TCP on every interface, random ports. */
     listen?: string[]
-    /** Hyperswarm options accepted and ignored. */
+    /** Hyperswarm's `port`: the QUIC and TCP listen port, or a [min, max] range (each transport
+     *  binds the first free port in it). Not together with `listen`. */
+    port?: number | [number, number]
+    /** Hyperswarm and HyperDHT options accepted and ignored (any other name is ignored with a
+     *  warning). */
     dht?: unknown
     maxParallel?: number
     maxClientConnections?: number
     maxServerConnections?: number
+    backoffs?: number[]
+    jitter?: number
+    handshakeClearWait?: number
+    relayThrough?: unknown
+    nodes?: unknown[]
+    deferRandomPunch?: boolean
+    randomPunchInterval?: number
+    [dhtOption: string]: unknown
+  }
+
+  interface Stats {
+    /** 'update' events emitted. */
+    updates: number
+    connects: {
+      /** Connections to peers we looked up (topic client or joinPeer); attempted counts dials. */
+      client: { opened: number, closed: number, attempted: number }
+      /** Connections from peers that found us. */
+      server: { opened: number, closed: number }
+    }
+    /** 'ban' events emitted. */
+    bannedPeers: number
+  }
+
+  /** A socket error: `code` is Node's (ECONNRESET, ETIMEDOUT, ...), `kind` the engine's
+   *  ErrorKind ('reset', 'closed', 'timeout', ...). */
+  interface SocketError extends Error {
+    code: string
+    kind: string
   }
 
   interface JoinOptions {
@@ -72,6 +104,9 @@ declare namespace Hyperswarm {
     readonly remotePort: number
     readonly remoteMultiaddr: string
     readonly opened: Promise<boolean>
+    /** Resolves true once everything written so far was flushed to the transport; false if the
+     *  socket never opened or was destroyed first. */
+    flush (): Promise<boolean>
     /** No-ops kept for Hyperswarm compatibility (the engine runs its own keep-alives). */
     setKeepAlive (ms?: number): void
     setTimeout (ms?: number): void
@@ -133,6 +168,8 @@ declare class Hyperswarm extends EventEmitter {
   readonly suspended: boolean
   /** The pending or settled listen() promise, or null. */
   readonly listening: Promise<void> | null
+  /** Hyperswarm's counters. */
+  readonly stats: Hyperswarm.Stats
 
   join (topic: Buffer | Uint8Array, opts?: Hyperswarm.JoinOptions): Hyperswarm.PeerDiscovery
   leave (topic: Buffer | Uint8Array): Promise<void>
@@ -163,7 +200,8 @@ declare class Hyperswarm extends EventEmitter {
 
   on (event: 'connection', listener: (socket: Hyperswarm.SwarmSocket, peerInfo: Hyperswarm.PeerInfo) => void): this
   on (event: 'update', listener: () => void): this
-  on (event: 'ban', listener: (peerInfo: Hyperswarm.PeerInfo, err: Error | null) => void): this
+  /** err: Error('Peer is firewalled') for a firewall rejection, Error('Peer is banned') for peerInfo.ban(). */
+  on (event: 'ban', listener: (peerInfo: Hyperswarm.PeerInfo, err: Error) => void): this
   on (event: 'close', listener: () => void): this
   on (event: 'message', listener: (remotePublicKey: Buffer, topic: string, data: Buffer) => void): this
   on (event: 'stream', listener: (remotePublicKey: Buffer, name: string, shared: boolean) => void): this

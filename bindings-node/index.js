@@ -2,6 +2,8 @@
 // swarmplex: Hyperswarm v4's API on the swarmplex Rust engine.
 //   const Hyperswarm = require('swarmplex')   // instead of require('hyperswarm')
 const { EventEmitter } = require('events')
+const net = require('net')
+const dgram = require('dgram')
 const { binding, toError, call } = require('./lib/native')
 const { isBytes, toBuffer, key32, describe, optBool, checkObject } = require('./lib/errors')
 const PeerInfo = require('./lib/peer-info')
@@ -9,13 +11,36 @@ const PeerDiscovery = require('./lib/discovery')
 const SwarmSocket = require('./lib/socket')
 
 const MAX_PEERS = 64 // Hyperswarm's default
-const KNOWN_OPTIONS = new Set([
-  'keyPair', 'seed', 'maxPeers', 'firewall', 'bootstrap', 'network', 'mdns', 'listen',
+const HONOURED_OPTIONS = new Set([
+  'keyPair', 'seed', 'maxPeers', 'firewall', 'bootstrap', 'network', 'mdns', 'listen', 'port',
   // swarmplex extension (used by swarmplex/peer-exchange): a peer-exchange node of this network id.
-  'exchange',
-  // Hyperswarm options accepted and ignored (no meaning for this engine):
-  'dht', 'maxParallel', 'maxClientConnections', 'maxServerConnections', 'backoffs', 'jitter', 'relayThrough'
+  'exchange'
 ])
+// Options of Hyperswarm and of the HyperDHT / dht-rpc node it builds (apps pass them through):
+// accepted and ignored, as Hyperswarm ignores those it does not use. Any other name is ignored
+// too, with a warning (most likely a typo).
+const IGNORED_OPTIONS = new Set([
+  // Hyperswarm
+  'dht', 'maxParallel', 'maxClientConnections', 'maxServerConnections', 'backoffs', 'jitter',
+  'relayThrough', 'nodes', 'deferRandomPunch', 'randomPunchInterval', 'handshakeClearWait',
+  // HyperDHT and dht-rpc
+  'host', 'anyPort', 'ephemeral', 'firewalled', 'adaptive', 'quickFirewall', 'connectionKeepAlive',
+  'udx', 'socket', 'concurrency', 'maxAge', 'maxSize', 'addNode', 'filterNode', 'sendDownHints',
+  'downHintsRateLimit', 'maxPingDelay', 'limit', 'size', 'retry', 'ttl', 'session', 'pool',
+  'holepunch', 'relayKeepAlive', 'reusableSocket', 'shareLocalAddress', 'createHandshake',
+  'createSecretStream'
+])
+
+function checkPort (port) {
+  const ok = (n) => Number.isInteger(n) && n >= 0 && n <= 65535
+  if (ok(port)) return [port, port]
+  if (Array.isArray(port) && port.length === 2 && ok(port[0]) && ok(port[1]) && port[0] <= port[1]) return [port[0], port[1]]
+  throw new TypeError(`port must be a port number or a [min, max] range, got ${describe(port)}`)
+}
+
+function listenAddrs (port) {
+  return [`/ip4/0.0.0.0/udp/${port}/quic-v1`, `/ip4/0.0.0.0/tcp/${port}`]
+}
 
 function checkKeyPair (kp) {
   if (!kp || typeof kp !== 'object') throw new TypeError(`keyPair must be an object { publicKey, secretKey }, got ${describe(kp)}`)
@@ -31,7 +56,9 @@ function checkKeyPair (kp) {
 function parseOptions (opts) {
   opts = checkObject(opts, 'Swarm options')
   for (const k of Object.keys(opts)) {
-    if (!KNOWN_OPTIONS.has(k)) throw new TypeError(`unknown Swarm option ${k}`)
+    if (!HONOURED_OPTIONS.has(k) && !IGNORED_OPTIONS.has(k)) {
+      process.emitWarning(`unknown Swarm option ${k} (ignored)`, { code: 'SWARMPLEX_UNKNOWN_OPTION' })
+    }
   }
   if (opts.keyPair !== undefined && opts.seed !== undefined) throw new TypeError('give keyPair or seed, not both')
   let keyPair
@@ -68,9 +95,19 @@ function parseOptions (opts) {
     if (!Array.isArray(opts.listen) || !opts.listen.every((s) => typeof s === 'string')) throw new TypeError('listen must be an array of multiaddr strings')
     listen = opts.listen.slice()
   }
+  // Hyperswarm's port (its DHT's UDP port, or a range): here the QUIC and TCP listen port.
+  let portRange = null
+  if (opts.port !== undefined && opts.port !== null) {
+    if (listen !== undefined) throw new TypeError('give listen or port, not both')
+    portRange = checkPort(opts.port)
+    // One port: listen there from the start. A range: each transport binds the first free port
+    // in it once the swarm runs.
+    listen = portRange[0] === portRange[1] ? listenAddrs(portRange[0]) : []
+  }
   const mdns = optBool(opts, 'mdns', true)
   if (opts.exchange !== undefined && typeof opts.exchange !== 'string') throw new TypeError(`exchange must be a network id string, got ${describe(opts.exchange)}`)
-  return { keyPair, maxPeers, firewall: opts.firewall || null, bootstrap, network: opts.network, listen, mdns, exchange: opts.exchange }
+  if (portRange !== null && opts.exchange !== undefined) throw new TypeError('port does not apply to an exchange node')
+  return { keyPair, maxPeers, firewall: opts.firewall || null, bootstrap, network: opts.network, listen, portRange, mdns, exchange: opts.exchange }
 }
 
 class Hyperswarm extends EventEmitter {
@@ -86,9 +123,24 @@ class Hyperswarm extends EventEmitter {
     this.destroyed = false
     this.suspended = false
     this.listening = null
+    // Hyperswarm's counters. connects.client.attempted counts the engine's dials (the rises of
+    // `connecting`); a connection is a client one when we looked its peer up (topic client or
+    // joinPeer), else a server one; closed counts opened connections that closed.
+    this.stats = {
+      updates: 0,
+      connects: {
+        client: { opened: 0, closed: 0, attempted: 0 },
+        server: { opened: 0, closed: 0 }
+      },
+      bannedPeers: 0
+    }
     this._firewall = o.firewall
+    this._firewalled = new Set() // hex keys our firewall rejected (their ban is a firewall ban)
     this._discovery = new Map()
     this._sockets = new Map() // remote hex -> open socket
+    // Hyperswarm's queue of peers waiting to be connected. joinPeer puts a peer here and hands
+    // it to the engine at once (the engine schedules its own dials), so it is empty between calls.
+    this._queue = []
     this._destroying = null
     this._native = call(() => new binding.NativeSwarm({
       secretKey: o.keyPair.secretKey,
@@ -100,6 +152,8 @@ class Hyperswarm extends EventEmitter {
       listen: o.listen,
       exchange: o.exchange
     }, (ev) => this._onevent(ev)))
+    this._bound = o.portRange && o.portRange[0] !== o.portRange[1] ? this._bindInRange(o.portRange) : null
+    if (this._bound) this._bound.catch(noop) // reported by listen()
     // Like Hyperswarm's UDP socket, a live swarm keeps the process running; destroy() releases
     // it. (Engine events themselves never hold Node open: their callback is a weak TSFN.)
     this._keepAlive = setInterval(noop, 0x7fffffff)
@@ -110,13 +164,19 @@ class Hyperswarm extends EventEmitter {
       case 'connection': return this._onconnection(ev)
       case 'disconnected': return this._ondisconnected(ev)
       case 'update':
+        if (ev.connecting > this.connecting) this.stats.connects.client.attempted += ev.connecting - this.connecting
         this.connecting = ev.connecting
-        if (!this.destroyed) this.emit('update')
+        this._update()
         return
       case 'ban': {
         const info = this._upsertPeer(ev.remote)
         info.banned = true
-        if (!this.destroyed) this.emit('ban', info, null)
+        const hex = ev.remote.toString('hex')
+        const err = new Error(this._firewalled.delete(hex) ? 'Peer is firewalled' : 'Peer is banned')
+        if (!this.destroyed) {
+          this.stats.bannedPeers++
+          this.emit('ban', info, err)
+        }
         return
       }
       case 'topic': {
@@ -147,18 +207,40 @@ class Hyperswarm extends EventEmitter {
     try {
       const r = this.destroyed || this.suspended ? true : this._firewall(ev.remote, null)
       if (r && typeof r.then === 'function') {
-        r.then((v) => this._firewallReply(ev.id, !!v), () => this._firewallReply(ev.id, true))
+        r.then((v) => this._firewallReply(ev.id, !!v, ev.remote), () => this._firewallReply(ev.id, true, ev.remote))
         return
       }
       reject = !!r
     } catch {
       reject = true
     }
-    this._firewallReply(ev.id, reject)
+    this._firewallReply(ev.id, reject, ev.remote)
   }
 
-  _firewallReply (id, reject) {
+  _firewallReply (id, reject, remote) {
+    if (reject) this._firewalled.add(remote.toString('hex'))
     try { this._native.firewallReply(id, reject) } catch {}
+  }
+
+  _update () {
+    if (this.destroyed) return
+    this.stats.updates++
+    this.emit('update')
+  }
+
+  // Listens (QUIC and TCP) on the first port of [min, max] free for both. Probed with Node's
+  // sockets: the engine's TCP listeners share ports (SO_REUSEPORT), so its own bind would not
+  // tell a taken port from a free one.
+  async _bindInRange ([min, max]) {
+    for (let port = min; port <= max && !this.destroyed; port++) {
+      if (!(await portFree(port))) continue
+      for (const addr of listenAddrs(port)) await this._native.listenOn(addr)
+      return
+    }
+    if (this.destroyed) return
+    const err = new Error(`no free port in ${min}..${max}`)
+    err.code = 'EADDRINUSE'
+    throw err
   }
 
   _upsertPeer (publicKey) {
@@ -191,13 +273,16 @@ class Hyperswarm extends EventEmitter {
     info.tried = true
     info.attempts = 0
     for (const t of ev.topics) info._topic(t)
+    const side = ev.client || ev.explicit ? this.stats.connects.client : this.stats.connects.server
+    side.opened++
     this.connections.add(socket)
     this._sockets.set(hex, socket)
     socket.on('close', () => {
+      side.closed++
       this.connections.delete(socket)
       if (this._sockets.get(hex) === socket) this._sockets.delete(hex)
       this._maybeDeletePeer(info)
-      if (!this.destroyed) this.emit('update')
+      this._update()
     })
     this.emit('connection', socket, info)
   }
@@ -211,18 +296,8 @@ class Hyperswarm extends EventEmitter {
       this.emit('disconnection', ev.remote, err)
     }
     const socket = this._sockets.get(hex)
-    if (socket && !socket.destroyed) {
-      if (socket._ended && socket._finished) {
-        socket.destroy()
-      } else {
-        const err = new Error('connection closed: ' + ev.message)
-        err.code = ev.code === 'closed' ? 'ECONNRESET' : ev.code
-        // Let queued reads surface first; then make sure the socket is gone.
-        setImmediate(() => { if (!socket.destroyed) socket.destroy(err) })
-      }
-    }
+    if (socket) socket._sessionEnded(SwarmSocket.connError(ev.code, 'connection closed: ' + ev.message))
   }
-
 
   join (topic, opts = {}) {
     if (this.destroyed) throw new Error('Swarm destroyed')
@@ -259,19 +334,25 @@ class Hyperswarm extends EventEmitter {
     const info = this._upsertPeer(Buffer.from(publicKey))
     info.explicit = true
     this.explicitPeers.add(info)
-    call(() => this._native.joinPeer(publicKey))
+    this._queue.push(info)
+    while (this._queue.length > 0) {
+      const next = this._queue.shift()
+      call(() => this._native.joinPeer(next.publicKey))
+    }
   }
 
   leavePeer (publicKey) {
     publicKey = key32(publicKey, 'public key')
     const hex = publicKey.toString('hex')
     const info = this.peers.get(hex)
+    if (!this.destroyed) call(() => this._native.leavePeer(publicKey))
     if (info) {
       info.explicit = false
       this.explicitPeers.delete(info)
       this._maybeDeletePeer(info)
+      // The peer is gone from `peers` (nothing else kept it): an internal value changed.
+      if (!this.peers.has(hex)) this._update()
     }
-    if (!this.destroyed) call(() => this._native.leavePeer(publicKey))
   }
 
   // ---- swarmplex extensions (used by swarmplex/p2plex and swarmplex/peersockets) ----
@@ -336,7 +417,9 @@ class Hyperswarm extends EventEmitter {
   listen () {
     if (this.destroyed) throw new Error('Swarm destroyed')
     if (!this.listening) {
-      this.listening = this._native.listen().then(() => undefined, (err) => { throw toError(err) })
+      this.listening = Promise.resolve(this._bound)
+        .then(() => this._native.listen())
+        .then(() => undefined, (err) => { throw toError(err) })
     }
     return this.listening
   }
@@ -385,6 +468,21 @@ class Hyperswarm extends EventEmitter {
     }, (err) => { throw toError(err) })
     return this._destroying
   }
+}
+
+// Whether both TCP and UDP `port` can be bound on every interface right now.
+async function portFree (port) {
+  const tcp = await new Promise((resolve) => {
+    const server = net.createServer()
+    server.once('error', () => resolve(false))
+    server.listen({ port, host: '0.0.0.0', exclusive: true }, () => server.close(() => resolve(true)))
+  })
+  if (!tcp) return false
+  return new Promise((resolve) => {
+    const sock = dgram.createSocket('udp4')
+    sock.once('error', () => { sock.close(); resolve(false) })
+    sock.bind({ port, address: '0.0.0.0', exclusive: true }, () => sock.close(() => resolve(true)))
+  })
 }
 
 function noop () {}

@@ -14,16 +14,24 @@ async function createTestnet (size = 3) {
     throw toError(err)
   }
   const bootstrap = native.bootstrap
+  // Like hyperdht's testnet (its UDP sockets), a running testnet keeps the process alive;
+  // destroy() releases it.
+  const keepAlive = setInterval(noop, 0x7fffffff)
   let destroying = null
   return {
     bootstrap,
     size,
     destroy () {
-      if (!destroying) destroying = native.destroy().catch((err) => { throw toError(err) })
+      if (!destroying) {
+        clearInterval(keepAlive)
+        destroying = native.destroy().catch((err) => { throw toError(err) })
+      }
       return destroying
     }
   }
 }
+
+function noop () {}
 
 module.exports = createTestnet
 module.exports.createTestnet = createTestnet

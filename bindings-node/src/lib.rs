@@ -641,6 +641,8 @@ type ConnFn = ThreadsafeFunction<ConnEvent, (), ConnEvent, Status, false, true>;
 enum WriteOp {
     Data(Buffer),
     End,
+    /// Answered `true` once every write queued before it was flushed to the transport.
+    Flush(oneshot::Sender<bool>),
 }
 
 /// One connection and one of its byte streams: the socket (`owns` true: destroying it closes the
@@ -730,11 +732,22 @@ async fn writer(stream: Stream, mut ops: mpsc::UnboundedReceiver<WriteOp>, flow:
                 }
             }
             WriteOp::End => {
-                match stream.end().await {
+                let ended = stream.end().await;
+                match &ended {
                     Ok(()) => tsfn.call(ConnEvent::new("ended"), ThreadsafeFunctionCallMode::NonBlocking),
-                    Err(e) => tsfn.call(ConnEvent::error(&e), ThreadsafeFunctionCallMode::NonBlocking),
+                    Err(e) => tsfn.call(ConnEvent::error(e), ThreadsafeFunctionCallMode::NonBlocking),
                 };
+                // Nothing is written after the end; a flush queued after it reports how it went.
+                while let Some(op) = ops.recv().await {
+                    if let WriteOp::Flush(done) = op {
+                        let _ = done.send(ended.is_ok());
+                    }
+                }
                 return;
+            }
+            // Each write above returned only once the transport took and flushed it.
+            WriteOp::Flush(done) => {
+                let _ = done.send(true);
             }
         }
     }
@@ -840,6 +853,21 @@ impl NativeConnection {
         guard(|| match &*self.writes.lock().unwrap() {
             Some(tx) => tx.send(WriteOp::End).map_err(|_| engine_err(swarmplex::Error::Closed("socket closed".into()))),
             None => Err(invalid("connection not started")),
+        })
+    }
+
+    /// Resolves `true` once every byte written before this call was handed to the transport
+    /// and flushed (the transport's own delivery is not awaited), `false` if the stream was
+    /// destroyed or failed first.
+    #[napi(ts_return_type = "Promise<boolean>")]
+    pub fn flush<'e>(&self, env: &'e Env) -> Result<Object<'e>> {
+        guard(|| {
+            let (tx, rx) = oneshot::channel();
+            let queued = match &*self.writes.lock().unwrap() {
+                Some(w) => w.send(WriteOp::Flush(tx)).is_ok(),
+                None => false,
+            };
+            promise(env, async move { Ok(queued && rx.await.unwrap_or(false)) })
         })
     }
 

@@ -16,7 +16,14 @@ async function main (): Promise<void> {
     void [k, h, i, ok, ts, socket.publicKey]
   })
   swarm.on('update', () => swarm.connecting)
-  swarm.on('ban', (info) => info.publicKey)
+  swarm.on('ban', (info, err) => [info.publicKey, err.message])
+  const attempted: number = swarm.stats.connects.client.attempted
+  const banned: number = swarm.stats.bannedPeers
+  void [attempted, banned, new Hyperswarm({ port: [10000, 10100], handshakeClearWait: 100, backoffs: [1, 2, 3, 4] })]
+  swarm.once('connection', async (socket: Hyperswarm.SwarmSocket) => {
+    const sent: boolean = await socket.flush()
+    socket.on('error', (e: Hyperswarm.SocketError) => [e.code, e.kind, sent])
+  })
   const d = swarm.join(Buffer.alloc(32), { server: true, client: false })
   await d.flushed()
   await d.refresh({ client: true })
