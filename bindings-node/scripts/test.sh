@@ -30,10 +30,15 @@ install_deps() {
   fi
 }
 
+# The CLI's `bootstrap` command runs the bootstrap node of the NAT tests (test/nat.test.js).
+export SWARMPLEX_CLI="$CARGO_TARGET_DIR/$CARGO_BUILD_TARGET/debug/swarmplex"
+
 if [ "${SWARMPLEX_TEST_PHASE:-}" != test ]; then
   install_deps
   echo "== build the addon (debug)"
   node scripts/build.js
+  echo "== build the CLI (NAT tests)"
+  cargo build -q -p swarmplex-cli
   if [ "${SWARMPLEX_IN_NETNS:-}" != 1 ]; then
     export SWARMPLEX_TEST_PHASE=test
     exec "$repo/scripts/netns-run" bash "$here/scripts/test.sh"

@@ -47,6 +47,8 @@ pub async fn run(args: PipeArgs) -> Result<()> {
     let conn = tokio::time::timeout(Duration::from_secs(args.timeout), find)
         .await
         .context("no peer found in time")??;
+    // Which path the session took: direct (quic/tcp) or through a relay.
+    eprintln!("swarmplex pipe: connected to {} over {} ({})", conn.remote_public_key(), conn.transport(), conn.remote_address());
     let res = transfer(&conn).await;
     swarm.destroy().await;
     res

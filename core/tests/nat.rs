@@ -51,48 +51,32 @@ enum Nat {
     Symmetric,
 }
 
-/// The namespaces of one test; deleted on drop.
+impl Nat {
+    fn lab_name(self) -> &'static str {
+        match self {
+            Nat::PortPreserving => "pp",
+            Nat::Symmetric => "sym",
+        }
+    }
+}
+
+/// The namespaces of one test (built by `scripts/nat-lab`); deleted on drop.
 struct Net {
     prefix: String,
 }
 
-const NAMES: [&str; 5] = ["inet", "nat1", "a", "nat2", "c"];
-
-fn run(cmd: &str, args: &[&str]) {
-    let out = Command::new(cmd)
+fn lab(args: &[&str]) {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/nat-lab");
+    let out = Command::new(script)
         .args(args)
         .output()
-        .unwrap_or_else(|e| panic!("cannot run {cmd} (install iproute2 and nftables, or set SWARMPLEX_SKIP_NAT_TESTS=1): {e}"));
-    assert!(out.status.success(), "{cmd} {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
+        .unwrap_or_else(|e| panic!("cannot run {script} (needs root, iproute2 and nftables, or set SWARMPLEX_SKIP_NAT_TESTS=1): {e}"));
+    assert!(out.status.success(), "nat-lab {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
 }
 
 impl Net {
     fn ns(&self, name: &str) -> String {
         format!("{}-{name}", self.prefix)
-    }
-
-    /// `ip -n <ns> <args…>`.
-    fn ip(&self, name: &str, args: &str) {
-        let ns = self.ns(name);
-        let mut all = vec!["-n", ns.as_str()];
-        all.extend(args.split_whitespace());
-        run("ip", &all);
-    }
-
-    fn exec(&self, name: &str, args: &[&str]) {
-        let ns = self.ns(name);
-        let mut all = vec!["netns", "exec", ns.as_str()];
-        all.extend_from_slice(args);
-        run("ip", &all);
-    }
-
-    /// A veth pair from `a` (named `a_if`, address `a_addr`) to `b` (`b_if`, `b_addr`).
-    fn link(&self, a: &str, a_if: &str, a_addr: &str, b: &str, b_if: &str, b_addr: &str) {
-        self.ip(a, &format!("link add {a_if} type veth peer name {b_if} netns {}", self.ns(b)));
-        self.ip(a, &format!("addr add {a_addr} dev {a_if}"));
-        self.ip(b, &format!("addr add {b_addr} dev {b_if}"));
-        self.ip(a, &format!("link set {a_if} up"));
-        self.ip(b, &format!("link set {b_if} up"));
     }
 
     fn new(nat: Nat) -> Net {
@@ -103,55 +87,14 @@ impl Net {
     fn mixed(n1: Nat, n2: Nat) -> Net {
         static COUNT: AtomicUsize = AtomicUsize::new(0);
         let net = Net { prefix: format!("sx{}n{}", std::process::id(), COUNT.fetch_add(1, Ordering::Relaxed)) };
-        for n in NAMES {
-            run("ip", &["netns", "add", &net.ns(n)]);
-            net.ip(n, "link set lo up");
-        }
-        net.link("inet", "w1", "11.0.1.1/24", "nat1", "wan", "11.0.1.2/24");
-        net.link("inet", "w2", "11.0.2.1/24", "nat2", "wan", "11.0.2.2/24");
-        net.link("nat1", "lan", "192.168.1.1/24", "a", "eth0", "192.168.1.2/24");
-        net.link("nat2", "lan", "192.168.2.1/24", "c", "eth0", "192.168.2.2/24");
-        net.ip("a", "route add default via 192.168.1.1");
-        net.ip("c", "route add default via 192.168.2.1");
-        net.ip("nat1", "route add default via 11.0.1.1");
-        net.ip("nat2", "route add default via 11.0.2.1");
-        let masquerade = |nat| match nat {
-            Nat::PortPreserving => "masquerade",
-            Nat::Symmetric => "masquerade random",
-        };
-        for router in ["inet", "nat1", "nat2"] {
-            net.exec(router, &["sysctl", "-qw", "net.ipv4.ip_forward=1"]);
-        }
-        // Like a home router's firewall: nothing unsolicited gets in. Dropping new inbound
-        // packets in `input` also keeps a hole-punch packet that arrives before the local side's
-        // own packet from leaving a conntrack entry that would make masquerade pick another port.
-        for (router, nat) in [("nat1", n1), ("nat2", n2)] {
-            let masquerade = masquerade(nat);
-            let rules = format!(
-                "table ip nat {{\n\
-                   chain post {{ type nat hook postrouting priority srcnat; oifname \"wan\" {masquerade}; }}\n\
-                 }}\n\
-                 table ip filter {{\n\
-                   chain forward {{ type filter hook forward priority filter; policy drop;\n\
-                     iifname \"lan\" accept; ct state established,related accept; }}\n\
-                   chain input {{ type filter hook input priority filter; policy accept;\n\
-                     iifname \"wan\" ct state new drop; }}\n\
-                 }}\n"
-            );
-            let path = std::env::temp_dir().join(format!("{}-{router}.nft", net.prefix));
-            std::fs::write(&path, rules).unwrap();
-            net.exec(router, &["nft", "-f", path.to_str().unwrap()]);
-            let _ = std::fs::remove_file(path);
-        }
+        lab(&["up", &net.prefix, n1.lab_name(), n2.lab_name()]);
         net
     }
 }
 
 impl Drop for Net {
     fn drop(&mut self) {
-        for n in NAMES {
-            let _ = Command::new("ip").args(["netns", "del", &self.ns(n)]).status();
-        }
+        lab(&["down", &self.prefix]);
     }
 }
 

@@ -50,6 +50,11 @@ impl Engine {
                         }
                     }
                 }
+                if endpoint.is_dialer() && !relayed {
+                    // Remember where we reached it: a retry after the lookup that found it ended
+                    // has no other source of addresses (kad returns providers' ids only).
+                    self.swarm.behaviour_mut().substreams.add_address(peer_id, addr.clone());
+                }
                 let facts = ConnFacts { dialer: endpoint.is_dialer(), addr, relayed };
                 self.state.connection_established(peer_id, connection_id, facts, now);
                 if !relayed {
@@ -68,6 +73,12 @@ impl Engine {
                     return;
                 }
                 let Some(pid) = peer_id else { return };
+                if let libp2p::swarm::DialError::Transport(tried) = &error {
+                    // The addresses the lookup offered: keep them for the backoff's retries.
+                    for (addr, _) in tried {
+                        self.swarm.behaviour_mut().substreams.add_address(pid, strip_p2p(addr.clone()));
+                    }
+                }
                 if self.relays.has_circuit_dials(&pid) && !self.state.connected_to(&pid) {
                     self.fail_waiting_circuits(pid, &error);
                 } else if self.relays.has_fallback(&pid) {

@@ -44,6 +44,14 @@ impl Listeners {
         }
         self.by_listener.entry(listener).or_default().push(address.clone());
         self.addrs.push(address);
+    }
+
+    /// Answers the waiters whose listeners all reported. Called once the loop has handled every
+    /// libp2p event that was ready, so a listener on `0.0.0.0` has reported every interface.
+    pub fn answer_waiters(&mut self) {
+        if self.waiters.is_empty() {
+            return;
+        }
         let have = self.by_listener.len();
         let (ready, waiting): (Vec<_>, Vec<_>) = self.waiters.drain(..).partition(|(min, _)| have >= *min);
         self.waiters = waiting;

@@ -209,7 +209,16 @@ impl Engine {
                 }
             };
             tokio::select! {
-                ev = futures::StreamExt::select_next_some(&mut self.swarm) => self.on_swarm_event(ev),
+                ev = futures::StreamExt::select_next_some(&mut self.swarm) => {
+                    self.on_swarm_event(ev);
+                    // Handle every event that is ready too (a listener reports each interface's
+                    // address as its own event), then answer who waits for listen addresses.
+                    while let Some(ev) = futures::FutureExt::now_or_never(futures::StreamExt::select_next_some(&mut self.swarm)) {
+                        self.on_swarm_event(ev);
+                        self.execute_actions();
+                    }
+                    self.listeners.answer_waiters();
+                }
                 cmd = self.cmd_rx.recv(), if !self.cmd_closed => match cmd {
                     Some(c) => self.on_command(c),
                     None => {

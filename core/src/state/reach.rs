@@ -15,8 +15,8 @@
 //!   that offer the relay protocol, each over an outbound direct connection. A lost reservation
 //!   is retried on the same relay once, then that relay rests [`RELAY_BACKOFF`] and the next
 //!   candidate is asked. Reservations are released once Public.
-//! - **Announce gating.** Server topics announce once there is something to dial: Public, a
-//!   reservation, or [`ANNOUNCE_SETTLE`] after start; and again when the dialable set changes.
+//! - **Announce gating.** Server topics announce once there is something to dial: Public or a
+//!   reservation (never a record without addresses); and again when the dialable set changes.
 
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
@@ -33,8 +33,12 @@ pub(crate) const DESIRED_RELAYS: usize = 2;
 pub(crate) const RELAYS_AFTER: Duration = Duration::from_secs(5);
 /// No AutoNAT verdict this long after the first server was seen: Private.
 pub(crate) const PRIVATE_AFTER: Duration = Duration::from_secs(20);
-/// Server topics announce at the latest this long after start, reachable or not.
+/// Server topics announce at the latest this long after start if we have a dialable address by
+/// then (confirmed or a relay's); without one, the check repeats every [`ANNOUNCE_RECHECK`]: a
+/// provider record with no address only makes clients dial blind (and Amino drops it).
 pub(crate) const ANNOUNCE_SETTLE: Duration = Duration::from_secs(10);
+/// How often the settle check repeats while nothing is dialable.
+pub(crate) const ANNOUNCE_RECHECK: Duration = Duration::from_secs(5);
 /// A relay whose reservation failed twice is not asked again for this long.
 pub(crate) const RELAY_BACKOFF: Duration = Duration::from_secs(600);
 /// Address changes within this window cause one re-announce.
@@ -201,6 +205,10 @@ impl Reach {
         self.config.reserve_all
             || matches!(self.state, Reachability::Private { .. })
             || (self.state == Reachability::Unknown && self.unknown_timed_out)
+    }
+
+    fn has_accepted(&self) -> bool {
+        self.reservations.values().any(|r| *r == Reservation::Accepted)
     }
 
     #[cfg(test)]
@@ -412,7 +420,13 @@ impl<H: Handles> State<H> {
                     self.set_reachability(Reachability::Private { symmetric: self.reach.symmetric }, now);
                 }
             }
-            Timer::AnnounceSettle => self.settle_announce(now),
+            Timer::AnnounceSettle => {
+                if self.reach.state == Reachability::Public || self.reach.has_accepted() {
+                    self.settle_announce(now);
+                } else if !self.reach.announce_ready {
+                    self.schedule(now + ANNOUNCE_RECHECK, Timer::AnnounceSettle);
+                }
+            }
             Timer::RelayRested => self.choose_relays(now),
             Timer::Reannounce => {
                 self.reach.reannounce_pending = false;
@@ -537,10 +551,16 @@ mod tests {
     }
 
     #[test]
-    fn the_announce_goes_out_after_the_settle_time_even_with_no_relay() {
+    fn no_announce_goes_out_while_nothing_is_dialable() {
         let (mut s, t0) = node(Some(Scope::Global));
-        assert_eq!(announces(&drain(&mut s)), 0);
-        s.handle_timeout(t0 + ANNOUNCE_SETTLE);
+        let boot = PeerId::random();
+        s.handle_timeout(t0 + ANNOUNCE_SETTLE * 3);
+        assert_eq!(announces(&drain(&mut s)), 0, "a record with no address only makes clients dial blind");
+        s.autonat_server(boot, t0 + ANNOUNCE_SETTLE * 3);
+        s.relay_candidate(boot, RelayRank::Bootstrap, t0 + ANNOUNCE_SETTLE * 3);
+        s.handle_timeout(t0 + ANNOUNCE_SETTLE * 4);
+        assert_eq!(reserves(&drain(&mut s)), vec![boot]);
+        s.reservation_accepted(boot, t0 + ANNOUNCE_SETTLE * 4);
         assert_eq!(announces(&drain(&mut s)), 1);
     }
 
