@@ -12,6 +12,7 @@ const SETTLE_MS = 1000
 // udx's ECONNRESET / ETIMEDOUT). The engine's own kind stays in err.kind.
 const NODE_CODES = {
   reset: 'ECONNRESET',
+  relay_limit: 'ECONNRESET',
   closed: 'ECONNRESET',
   duplicate: 'ECONNRESET',
   firewalled: 'ECONNRESET',

@@ -13,6 +13,7 @@ pub fn class_name(kind: ErrorKind) -> &'static str {
         ErrorKind::Firewalled => "FirewalledError",
         ErrorKind::Duplicate => "DuplicateError",
         ErrorKind::Reset => "ResetError",
+        ErrorKind::RelayLimit => "RelayLimitError",
         ErrorKind::Internal => "InternalError",
     }
 }

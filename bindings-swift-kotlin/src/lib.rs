@@ -49,6 +49,8 @@ pub enum SwarmplexError {
     #[error("{0}")]
     Reset(String),
     #[error("{0}")]
+    RelayLimit(String),
+    #[error("{0}")]
     Internal(String),
 }
 
@@ -63,6 +65,7 @@ impl From<swarmplex::Error> for SwarmplexError {
             ErrorKind::Firewalled => Self::Firewalled(m),
             ErrorKind::Duplicate => Self::Duplicate(m),
             ErrorKind::Reset => Self::Reset(m),
+            ErrorKind::RelayLimit => Self::RelayLimit(m),
             ErrorKind::Internal => Self::Internal(m),
         }
     }

@@ -19,6 +19,9 @@ pub enum ErrorKind {
     Duplicate,
     /// The remote reset the stream or the connection died under it.
     Reset,
+    /// A relayed connection was closed by its relay (its data or time limit, or the relay
+    /// went away).
+    RelayLimit,
     /// A bug or an unexpected state in the engine.
     Internal,
 }
@@ -34,6 +37,7 @@ impl ErrorKind {
             ErrorKind::Firewalled => "firewalled",
             ErrorKind::Duplicate => "duplicate",
             ErrorKind::Reset => "reset",
+            ErrorKind::RelayLimit => "relay_limit",
             ErrorKind::Internal => "internal",
         }
     }
@@ -63,6 +67,9 @@ pub enum Error {
     /// The stream was reset by the remote or died with its connection.
     #[error("stream reset: {0}")]
     Reset(String),
+    /// The relay closed the relayed connection the session ran on.
+    #[error("relay limit: {0}")]
+    RelayLimit(String),
     /// An unexpected engine state.
     #[error("internal error: {0}")]
     Internal(String),
@@ -79,6 +86,7 @@ impl Error {
             Error::Firewalled(_) => ErrorKind::Firewalled,
             Error::Duplicate => ErrorKind::Duplicate,
             Error::Reset(_) => ErrorKind::Reset,
+            Error::RelayLimit(_) => ErrorKind::RelayLimit,
             Error::Internal(_) => ErrorKind::Internal,
         }
     }

@@ -241,13 +241,18 @@ const NETWORK: &str = "natsuite";
 
 /// B: a bootstrap node for the private network, as `swarmplex bootstrap --network` runs it.
 async fn bootstrap_node(rt: &NsRuntime) -> (Swarm, u16) {
+    bootstrap_with(rt, RelayLimits::private_network()).await
+}
+
+/// B with these relay limits.
+async fn bootstrap_with(rt: &NsRuntime, limits: RelayLimits) -> (Swarm, u16) {
     let b = rt
         .swarm(SwarmOptions {
             network: Some(NETWORK.into()),
             bootstrap: Some(vec![]),
             dht_server: true,
             mdns: false,
-            relay: Some(RelayLimits::private_network()),
+            relay: Some(limits),
             ..Default::default()
         })
         .await;
@@ -288,9 +293,14 @@ async fn assert_announces_relay_only(s: &Swarm) {
 /// A (server, behind nat1) and C (client, behind nat2) meet by topic through B. Returns the
 /// runtimes and swarms (to keep alive) and A's and C's ends.
 async fn meet_by_topic(net: &Net) -> (Vec<NsRuntime>, Vec<Swarm>, Connection, Connection) {
+    meet_through(net, RelayLimits::private_network()).await
+}
+
+/// As [`meet_by_topic`], with B's relay limited to `limits`.
+async fn meet_through(net: &Net, limits: RelayLimits) -> (Vec<NsRuntime>, Vec<Swarm>, Connection, Connection) {
     init_logging();
     let rts: Vec<NsRuntime> = ["inet", "a", "c"].iter().map(|n| NsRuntime::new(&net.ns(n))).collect();
-    let (b, port) = bootstrap_node(&rts[0]).await;
+    let (b, port) = bootstrap_with(&rts[0], limits).await;
     let a = app_peer(&rts[1], &b, "11.0.1.1", port).await;
     let c = app_peer(&rts[2], &b, "11.0.2.1", port).await;
     let t = swarmplex::Topic::from_name("across the NATs");
@@ -371,6 +381,45 @@ async fn a_peer_with_no_nat_is_public_and_a_natted_client_dials_it_directly() {
     assert!(r.external.iter().all(|a| !a.to_string().contains("p2p-circuit")), "{r:?}");
     bytes_both_ways(&pc, &cp, 1 << 20).await;
     for s in [p, b, c] {
+        s.destroy().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relay_that_cuts_a_session_at_its_limit_ends_it_with_relay_limit_and_no_reconnect_storm() {
+    if skip() {
+        return;
+    }
+    let net = Net::new(Nat::Symmetric);
+    // The public network's bounds (1 MiB per circuit), as relays found on Amino have.
+    let (_rts, swarms, ac, ca) = meet_through(&net, RelayLimits::default()).await;
+    assert_eq!(ac.transport(), "relay");
+    let (a, c) = (&swarms[0], &swarms[2]);
+    let w = ac.socket();
+    let writer = tokio::spawn(async move {
+        let chunk = vec![7u8; 64 * 1024];
+        for _ in 0..64 {
+            if w.write(&chunk).await.is_err() {
+                return; // cut, as expected
+            }
+        }
+    });
+    let r = ca.socket();
+    let read = tokio::spawn(async move { while r.read(64 * 1024).await.is_ok_and(|d| !d.is_empty()) {} });
+    for s in [a, c] {
+        let e = next_matching(s, "the session's end", |e| matches!(e, SwarmEvent::Disconnected { .. })).await;
+        let SwarmEvent::Disconnected { reason, .. } = e else { unreachable!() };
+        assert_eq!(reason.kind(), swarmplex::ErrorKind::RelayLimit, "{reason}");
+    }
+    let _ = tokio::join!(writer, read);
+    // The client still wants the server: it reconnects, after backoff, once; the new session
+    // carries little and stays up.
+    let again = only_connection_from(c, a.public_key()).await;
+    assert_eq!(again.transport(), "relay");
+    let more = drain_for(c, std::time::Duration::from_secs(8)).await;
+    let churn = more.iter().filter(|e| matches!(e, SwarmEvent::Connection(_) | SwarmEvent::Disconnected { .. })).count();
+    assert_eq!(churn, 0, "no flapping: {more:?}");
+    for s in swarms {
         s.destroy().await;
     }
 }

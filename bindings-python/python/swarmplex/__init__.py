@@ -37,6 +37,7 @@ from ._errors import (
     FirewalledError,
     InternalError,
     InvalidInputError,
+    RelayLimitError,
     ResetError,
     SwarmplexError,
     SwarmplexTimeoutError,
@@ -75,6 +76,7 @@ __all__ = [
     "FirewalledError",
     "DuplicateError",
     "ResetError",
+    "RelayLimitError",
     "InternalError",
 ]
 

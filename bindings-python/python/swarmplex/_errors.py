@@ -68,6 +68,13 @@ class ResetError(SwarmplexError, ConnectionResetError):
     kind = "reset"
 
 
+class RelayLimitError(ResetError):
+    """A relayed connection was closed by its relay (its data or time limit, or the relay went
+    away). A :class:`ResetError` too."""
+
+    kind = "relay_limit"
+
+
 class InternalError(SwarmplexError):
     """A bug or unexpected state in the engine or the binding (including a caught Rust panic)."""
 
@@ -84,6 +91,7 @@ _BY_KIND = {
         FirewalledError,
         DuplicateError,
         ResetError,
+        RelayLimitError,
         InternalError,
     )
 }

@@ -397,13 +397,20 @@ impl<H: Handles> State<H> {
 
     /// libp2p closed a connection (`cause` for the session's end reason).
     pub fn connection_closed(&mut self, pid: PeerId, conn: ConnectionId, cause: Option<String>, now: Instant) {
-        self.conns.remove(&conn);
+        let removed = self.conns.remove(&conn);
         let Some(p) = self.peers.get_mut(&pid) else { return };
         p.leading.remove(&conn);
         p.following.remove(&conn);
         if p.session.as_ref().is_some_and(|s| s.conn == conn) {
             let why = cause.unwrap_or_else(|| "connection closed".into());
-            self.end_session(pid, Error::Reset(why), false, now);
+            // Without a goodbye on the control stream, a relayed connection ends because the
+            // relay closed the circuit: its limits (kubo's: 128 KiB / 2 min), or it went away.
+            let reason = if removed.is_some_and(|c| c.facts.relayed) {
+                Error::RelayLimit(format!("the relay closed the circuit ({why})"))
+            } else {
+                Error::Reset(why)
+            };
+            self.end_session(pid, reason, false, now);
         } else if p.dialing && p.session.is_none() && p.leading.is_empty() && p.following.is_empty() && !self.connected_to(&pid) {
             self.failed(pid, Error::Connect("connection closed before the session started".into()), now);
         }
@@ -574,7 +581,11 @@ impl<H: Handles> State<H> {
         let Some(p) = self.peers.get_mut(&pid) else { return };
         let Some(active) = p.session.take() else { return };
         active.session.end(reason.clone());
-        p.backoff.on_connection_ended(now.saturating_duration_since(active.since));
+        // A session the relay cut counts as a failure however long it lived: a relay that cuts
+        // sessions at its limit must not make us reconnect through it at once, forever.
+        if !matches!(reason, Error::RelayLimit(_)) {
+            p.backoff.on_connection_ended(now.saturating_duration_since(active.since));
+        }
         let key = p.key;
         tracing::debug!(local = ?self.local, remote = ?key, conn = ?active.conn, "session ended: {reason}");
         if let Some(d) = &mut self.destroying {

@@ -131,6 +131,7 @@ extension SwarmplexError {
         case .Firewalled: return "firewalled"
         case .Duplicate: return "duplicate"
         case .Reset: return "reset"
+        case .RelayLimit: return "relay_limit"
         case .Internal: return "internal"
         }
     }
@@ -139,7 +140,7 @@ extension SwarmplexError {
     public var message: String {
         switch self {
         case let .InvalidInput(m), let .Connect(m), let .Closed(m), let .Timeout(m),
-             let .Firewalled(m), let .Duplicate(m), let .Reset(m), let .Internal(m):
+             let .Firewalled(m), let .Duplicate(m), let .Reset(m), let .RelayLimit(m), let .Internal(m):
             return m
         }
     }

@@ -167,6 +167,7 @@ val SwarmplexException.kind: String
         is SwarmplexException.Firewalled -> "firewalled"
         is SwarmplexException.Duplicate -> "duplicate"
         is SwarmplexException.Reset -> "reset"
+        is SwarmplexException.RelayLimit -> "relay_limit"
         is SwarmplexException.Internal -> "internal"
     }
 
