@@ -76,6 +76,8 @@ class SwarmSocket extends Duplex {
     // swarmplex extensions: how the connection runs ('quic', 'tcp' or 'relay') and where to.
     this.transport = native.transport
     this.remoteMultiaddr = native.remoteAddress
+    // swarmplex extension: how the bytes travel (direct, or through which relay).
+    this.path = { relayed: this.transport === 'relay', relay: native.relay, transport: this.transport, remoteAddress: this.remoteMultiaddr }
     const m = /^\/ip[46]\/([^/]+)\/(?:tcp|udp)\/(\d+)/.exec(this.remoteMultiaddr)
     this.remoteAddress = this.transport !== 'relay' && m ? m[1] : this.remoteMultiaddr
     this.remotePort = this.transport !== 'relay' && m ? Number(m[2]) : 0

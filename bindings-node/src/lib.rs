@@ -771,6 +771,12 @@ impl NativeConnection {
         guard(|| Ok(self.conn.transport().to_string()))
     }
 
+    /// The relay's public key when the connection runs through one, else null.
+    #[napi(getter)]
+    pub fn relay(&self) -> Result<Option<Buffer>> {
+        guard(|| Ok(self.conn.path().relay.map(|k| buf(k.as_bytes()))))
+    }
+
     /// The remote multiaddr of the transport connection (a `/p2p-circuit` one when relayed).
     #[napi(getter)]
     pub fn remote_address(&self) -> Result<String> {

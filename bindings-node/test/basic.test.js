@@ -34,6 +34,16 @@ test('one server, one client: data both ways', T, async (t) => {
   assert.strictEqual(client.connections.size, 1)
   assert.ok(server.peers.has(client.keyPair.publicKey.toString('hex')))
   assert.ok(client.peers.get(server.keyPair.publicKey.toString('hex')) === cInfo)
+  // swarmplex extensions: the path, and reachability (bootstrap on loopback: a local network).
+  assert.strictEqual(c.path.relayed, false)
+  assert.strictEqual(c.path.relay, null)
+  assert.ok(['quic', 'tcp'].includes(c.path.transport), c.path.transport)
+  assert.ok(c.path.remoteAddress.startsWith('/ip4/127.0.0.1/'), c.path.remoteAddress)
+  const r = await server.reachability()
+  assert.strictEqual(r.state, 'public')
+  assert.strictEqual(r.symmetric, false)
+  assert.deepStrictEqual(r.relays, [])
+  assert.ok(r.external.some((a) => a.startsWith('/ip4/127.0.0.1/')), r.external.join(' '))
   // No default 'error' listener on a new socket (the helper adds exactly one).
   assert.strictEqual(s.listenerCount('error'), 1)
 

@@ -88,4 +88,6 @@ test('Node peers behind symmetric NATs meet by topic through the relay', T, asyn
   const [a, c] = await runPair(t, 'sym', 'sym')
   assert.strictEqual(a.transport, 'relay')
   assert.strictEqual(c.transport, 'relay')
+  assert.strictEqual(a.relay, c.relay, 'both through the bootstrap node')
+  assert.ok(a.relay && a.relay.length === 64)
 })

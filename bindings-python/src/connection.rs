@@ -64,6 +64,12 @@ impl NativeConnection {
         self.conn.remote_address().to_string()
     }
 
+    /// The relay's public key when the connection runs through one, else `None`.
+    #[getter]
+    fn relay<'py>(&self, py: Python<'py>) -> Option<Bound<'py, PyBytes>> {
+        self.conn.path().relay.map(|k| PyBytes::new(py, k.as_bytes()))
+    }
+
     /// `(public_key, topics, client, explicit)`.
     fn peer_info<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let info = self.conn.peer_info();

@@ -31,6 +31,7 @@ async def main(role: str, bootstrap: str, topic: str, n: int, seed: int) -> None
         print(json.dumps({
             "transport": conn.transport,
             "remote_address": conn.remote_address,
+            "relay": conn.path.relay.hex() if conn.path.relay else None,
             "handshake_hash": conn.handshake_hash.hex(),
             "got_sha256": hashlib.sha256(got).hexdigest(),
             "got_len": len(got),

@@ -41,6 +41,22 @@ async def test_one_server_one_client_data_both_ways(testnet):
         await server.destroy()
 
 
+async def test_path_and_reachability_on_a_local_network(testnet):
+    server, client, sc, cc = await pair(testnet, "path")
+    try:
+        path = cc.path
+        assert not path.relayed and path.relay is None
+        assert path.transport in ("quic", "tcp") and path.remote_address.startswith("/ip4/127.0.0.1/")
+        # Bootstrap nodes on loopback: a local network, reachable as it is, no relay.
+        r = await server.reachability()
+        assert isinstance(r, swarmplex.Reachability)
+        assert r.state == "public" and not r.symmetric and r.relays == []
+        assert any(a.startswith("/ip4/127.0.0.1/") for a in r.external), r.external
+    finally:
+        await client.destroy()
+        await server.destroy()
+
+
 async def test_client_and_server_mode_dedups_to_one_connection(testnet):
     a, b = make_swarm(testnet), make_swarm(testnet)
     events: Dict[bytes, List[swarmplex.Connection]] = {a.public_key: [], b.public_key: []}

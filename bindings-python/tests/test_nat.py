@@ -97,3 +97,4 @@ def test_python_peers_behind_port_preserving_nats_meet_by_topic_directly():
 def test_python_peers_behind_symmetric_nats_meet_by_topic_through_the_relay():
     a, c = run_pair("sym", "sym")
     assert a["transport"] == "relay" and c["transport"] == "relay", (a, c)
+    assert a["relay"] and a["relay"] == c["relay"], "both through the bootstrap node"

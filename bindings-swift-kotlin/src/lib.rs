@@ -327,6 +327,19 @@ pub enum SwarmEvent {
     Reachability { state: String, symmetric: bool },
 }
 
+/// How a connection's bytes travel (see `Connection.path`).
+#[derive(uniffi::Record)]
+pub struct ConnectionPath {
+    /// Through a relay (circuit relay v2) rather than directly.
+    pub relayed: bool,
+    /// The relay's public key, when relayed.
+    pub relay: Option<Vec<u8>>,
+    /// `"quic"`, `"tcp"`, `"websocket"` or `"relay"`.
+    pub transport: String,
+    /// The remote multiaddr of the transport connection.
+    pub remote_address: String,
+}
+
 /// Whether others can dial this swarm (see `Swarm.reachability`).
 #[derive(uniffi::Record)]
 pub struct Reachability {
@@ -703,6 +716,17 @@ impl Connection {
 
     pub fn is_initiator(&self) -> Res<bool> {
         Ok(self.inner.is_initiator())
+    }
+
+    /// How the bytes travel: directly or through which relay, transport, remote address.
+    pub fn path(&self) -> Res<ConnectionPath> {
+        let p = self.inner.path();
+        Ok(ConnectionPath {
+            relayed: p.relayed,
+            relay: p.relay.map(|k| k.as_bytes().to_vec()),
+            transport: p.transport.into(),
+            remote_address: p.remote_address.to_string(),
+        })
     }
 
     pub fn is_closed(&self) -> Res<bool> {

@@ -81,7 +81,7 @@ pub use error::{Error, ErrorKind, Result};
 pub use libp2p::Multiaddr;
 pub use keys::{KeyPair, PublicKey};
 pub use options::{Firewall, JoinOptions, RelayLimits, SwarmOptions, firewall_fn};
-pub use session::Connection;
+pub use session::{Connection, Path};
 pub use msg::ReachabilityInfo;
 pub use state::{PeerInfo, Reachability};
 pub use stream::Stream;

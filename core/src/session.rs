@@ -33,6 +33,19 @@ pub const STEP_TIMEOUT: Duration = Duration::from_secs(10);
 /// Largest topic message.
 pub const MAX_MESSAGE: usize = 16 << 20;
 
+/// How a connection's bytes travel (see [`Connection::path`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Path {
+    /// Through a relay (circuit relay v2) rather than directly.
+    pub relayed: bool,
+    /// The relay's public key, when relayed.
+    pub relay: Option<PublicKey>,
+    /// `"quic"`, `"tcp"`, `"websocket"` or `"relay"` (see [`Connection::transport`]).
+    pub transport: &'static str,
+    /// The remote multiaddr of the transport connection (a `/p2p-circuit` one when relayed).
+    pub remote_address: libp2p::Multiaddr,
+}
+
 /// A connection to one peer: the socket plus named streams and topic messages over it.
 /// Cheap to clone; clones share the connection.
 #[derive(Clone)]
@@ -147,6 +160,17 @@ impl Connection {
             }
         }
         kind
+    }
+
+    /// The path the session runs on: direct or through which relay, transport, remote address.
+    pub fn path(&self) -> Path {
+        let relay = crate::addr::relay_of(&self.inner.remote_addr).and_then(|p| PublicKey::from_peer_id(&p));
+        Path {
+            relayed: crate::addr::is_relayed(&self.inner.remote_addr),
+            relay,
+            transport: self.transport(),
+            remote_address: self.inner.remote_addr.clone(),
+        }
     }
 
     /// The session's default byte stream (Hyperswarm's socket).

@@ -21,6 +21,14 @@ async fn server_and_client_exchange_bytes_both_ways() {
     assert_eq!(cs.handshake_hash(), cc.handshake_hash());
     assert_eq!(cc.peer_info().topics, vec![topic("one-server-one-client")]);
     assert!(cs.peer_info().topics.is_empty(), "server side does not know the topic");
+    let path = cc.path();
+    assert!(!path.relayed && path.relay.is_none() && ["quic", "tcp"].contains(&path.transport), "{path:?}");
+    assert_eq!(path.remote_address, cc.remote_address());
+    // Bootstrap nodes on loopback: a local network, reachable as it is, no relay held.
+    let r = server.reachability().await.unwrap();
+    assert_eq!(r.state, swarmplex::Reachability::Public);
+    assert!(r.relays.is_empty());
+    assert!(r.external.iter().any(|a| a.to_string().starts_with("/ip4/127.0.0.1/")), "{r:?}");
 
     cc.socket().write(b"hello from client").await.unwrap();
     assert_eq!(cs.socket().read(100).await.unwrap(), b"hello from client");

@@ -337,6 +337,11 @@ async fn two_peers_behind_symmetric_nats_meet_by_topic_through_the_relay() {
     let (_rts, swarms, ac, ca) = meet_by_topic(&net).await;
     assert_eq!(ac.transport(), "relay", "A's end: {}", ac.remote_address());
     assert_eq!(ca.transport(), "relay", "C's end: {}", ca.remote_address());
+    let b = &swarms[1];
+    for end in [&ac, &ca] {
+        let path = end.path();
+        assert!(path.relayed && path.relay == Some(b.public_key()), "through the bootstrap node: {path:?}");
+    }
     // The private network's relay carries more than the public default's 1 MiB.
     bytes_both_ways(&ac, &ca, 4 << 20).await;
     for s in swarms {

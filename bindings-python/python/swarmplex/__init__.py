@@ -47,7 +47,7 @@ from ._swarm import EVENTS, LOOPBACK_LISTEN, Discovery, Swarm
 from .exchange import Exchange
 from .peersockets import Peersockets, TopicHandle
 from .plex import Peer, Plex
-from ._types import KeyPair, Message, PeerInfo, Reachability, topic
+from ._types import KeyPair, Message, Path, PeerInfo, Reachability, topic
 from .testnet import Testnet
 
 __all__ = [
@@ -63,6 +63,7 @@ __all__ = [
     "Testnet",
     "KeyPair",
     "PeerInfo",
+    "Path",
     "Reachability",
     "Message",
     "topic",

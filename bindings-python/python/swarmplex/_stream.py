@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, AsyncIterator, Iterable, Optional, Union
 
 from . import _native
 from ._errors import InvalidInputError, SwarmplexError, error_from_kind
-from ._types import PeerInfo
+from ._types import Path, PeerInfo
 
 if TYPE_CHECKING:  # pragma: no cover
     from ._native import NativeConnection, NativeStream
@@ -232,6 +232,12 @@ class Connection(_ByteStream):
     def remote_address(self) -> str:
         """The remote multiaddr of the underlying transport connection."""
         return self._c.remote_address
+
+    @property
+    def path(self) -> Path:
+        """How the bytes travel: directly or through which relay, transport, remote address."""
+        transport = self._c.transport
+        return Path(transport == "relay", self._c.relay, transport, self._c.remote_address)
 
     @property
     def peer_info(self) -> PeerInfo:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from typing import List, NamedTuple, Union
+from typing import List, NamedTuple, Optional, Union
 
 from . import _native
 from ._errors import InvalidInputError
@@ -92,6 +92,20 @@ class Reachability:
     external: List[str]
     #: Public keys of the relays it holds a reservation on.
     relays: List[bytes]
+
+
+@dataclass(frozen=True)
+class Path:
+    """How a connection's bytes travel (:attr:`swarmplex.Connection.path`)."""
+
+    #: Through a relay (circuit relay v2) rather than directly.
+    relayed: bool
+    #: The relay's 32-byte public key, when relayed.
+    relay: Optional[bytes]
+    #: ``"quic"``, ``"tcp"``, ``"websocket"`` or ``"relay"``.
+    transport: str
+    #: The remote multiaddr of the transport connection.
+    remote_address: str
 
 
 class Message(NamedTuple):

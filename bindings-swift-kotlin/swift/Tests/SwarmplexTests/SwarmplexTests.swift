@@ -81,6 +81,23 @@ final class SwarmplexTests: XCTestCase {
         }
     }
 
+    func testPathAndReachabilityOnALocalNetwork() async throws {
+        try await withPair { a, b in
+            let (ca, _) = try await connectByTopic(a, b, "swift-path")
+            let path = try ca.path()
+            XCTAssertFalse(path.relayed)
+            XCTAssertNil(path.relay)
+            XCTAssertTrue(["quic", "tcp"].contains(path.transport), path.transport)
+            XCTAssertTrue(path.remoteAddress.hasPrefix("/ip4/127.0.0.1/"), path.remoteAddress)
+            // Bootstrap nodes on loopback: a local network, reachable as it is, no relay.
+            let r = try await a.reachability()
+            XCTAssertEqual(r.state, "public")
+            XCTAssertFalse(r.symmetric)
+            XCTAssertTrue(r.relays.isEmpty)
+            XCTAssertTrue(r.external.contains { $0.hasPrefix("/ip4/127.0.0.1/") }, "\(r.external)")
+        }
+    }
+
     func testClientAndServerOnBothSidesMakeExactlyOneConnectionEach() async throws {
         try await withPair { a, b in
             let topic = try topicFromName(name: "swift-dedup")

@@ -246,6 +246,23 @@ class FeaturesTest : TestnetFixture() {
     }
 
     @Test
+    fun `path and reachability on a local network`() = withSwarms(2) { (a, b) ->
+        val (ca, cb) = connectByTopic(a, b, "kotlin-path")
+        val path = ca.path()
+        assertFalse(path.relayed)
+        assertNull(path.relay)
+        assertTrue(path.transport in listOf("quic", "tcp"), path.transport)
+        assertTrue(path.remoteAddress.startsWith("/ip4/127.0.0.1/"), path.remoteAddress)
+        // Bootstrap nodes on loopback: a local network, reachable as it is, no relay.
+        val r = a.reachability()
+        assertEquals("public", r.state)
+        assertFalse(r.symmetric)
+        assertTrue(r.relays.isEmpty())
+        assertTrue(r.external.any { it.startsWith("/ip4/127.0.0.1/") }, r.external.toString())
+        listOf(ca, cb).forEach { it.close() }
+    }
+
+    @Test
     fun `suspend closes connections and resume reconnects`() = withSwarms(2) { (a, b) ->
         val (ca, cb) = connectByTopic(a, b, "kotlin-suspend")
         val disconnected = async(start = CoroutineStart.UNDISPATCHED) {
