@@ -15,8 +15,15 @@ use crate::topic::Topic;
 /// Re-announce and re-lookup period (jittered ±20 %).
 pub(crate) const REFRESH: Duration = Duration::from_secs(600);
 /// Extra lookups after a client join, so peers that raced each other's announces meet quickly.
-pub(crate) const RELOOKUPS: [Duration; 4] =
-    [Duration::from_secs(1), Duration::from_secs(3), Duration::from_secs(10), Duration::from_secs(30)];
+/// The one at 6 s catches a server behind a NAT, which announces once its relay reservation is
+/// accepted (5–6 s after it saw its first AutoNAT server).
+pub(crate) const RELOOKUPS: [Duration; 5] = [
+    Duration::from_secs(1),
+    Duration::from_secs(3),
+    Duration::from_secs(6),
+    Duration::from_secs(10),
+    Duration::from_secs(30),
+];
 
 /// One joined topic.
 pub(super) struct TopicState {
