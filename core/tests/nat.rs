@@ -264,8 +264,13 @@ async fn bootstrap_with(rt: &NsRuntime, limits: RelayLimits) -> (Swarm, u16) {
 
 /// An app peer whose only configuration is the bootstrap node, reached at `ip`.
 async fn app_peer(rt: &NsRuntime, b: &Swarm, ip: &str, port: u16) -> Swarm {
-    let boot = format!("/ip4/{ip}/udp/{port}/quic-v1/p2p/{}", b.public_key().to_peer_id());
-    rt.swarm(SwarmOptions { network: Some(NETWORK.into()), bootstrap: Some(vec![boot]), mdns: false, ..Default::default() }).await
+    app_peer_of(rt, &[(b, port)], ip).await
+}
+
+/// An app peer whose only configuration is these bootstrap nodes, reached at `ip`.
+async fn app_peer_of(rt: &NsRuntime, nodes: &[(&Swarm, u16)], ip: &str) -> Swarm {
+    let boot = nodes.iter().map(|(b, port)| format!("/ip4/{ip}/udp/{port}/quic-v1/p2p/{}", b.public_key().to_peer_id())).collect();
+    rt.swarm(SwarmOptions { network: Some(NETWORK.into()), bootstrap: Some(boot), mdns: false, ..Default::default() }).await
 }
 
 /// The connection event from `key`, and asserts no other connection or disconnection event came
@@ -432,4 +437,58 @@ async fn a_relay_that_cuts_a_session_at_its_limit_ends_it_with_relay_limit_and_n
     for s in swarms {
         s.destroy().await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_whose_relays_die_reserves_on_another_and_new_clients_still_reach_it() {
+    if skip() {
+        return;
+    }
+    init_logging();
+    let net = Net::new(Nat::Symmetric);
+    let rts: Vec<NsRuntime> = ["inet", "a", "c"].iter().map(|n| NsRuntime::new(&net.ns(n))).collect();
+    let mut nodes = Vec::new();
+    for _ in 0..3 {
+        nodes.push(bootstrap_node(&rts[0]).await);
+    }
+    let all: Vec<(&Swarm, u16)> = nodes.iter().map(|(b, p)| (b, *p)).collect();
+    let a = app_peer_of(&rts[1], &all, "11.0.1.1").await;
+    let t = swarmplex::Topic::from_name("relays come and go");
+    a.join(t, swarmplex::JoinOptions { server: true, client: false }).unwrap();
+    // A first client proves A is announced; A holds two relays (of three candidates).
+    let c1 = app_peer_of(&rts[2], &all, "11.0.2.1").await;
+    c1.join(t, swarmplex::JoinOptions { server: false, client: true }).unwrap();
+    only_connection_from(&c1, a.public_key()).await;
+    let held = a.reachability().await.unwrap().relays;
+    assert_eq!(held.len(), 2, "{held:?}");
+    c1.destroy().await;
+    // Both of A's relays go away (as bootstrap nodes restarting would).
+    let (gone, kept): (Vec<_>, Vec<_>) = nodes.into_iter().partition(|(b, _)| held.contains(&b.public_key()));
+    for (b, _) in &gone {
+        b.destroy().await;
+    }
+    let (b3, p3) = &kept[0];
+    // A new client that knows only the third node finds A through it: A reserved there at once
+    // and announced the new relay address. The announce reaches the third node only once A's
+    // DHT query gave up on the two dead ones (up to kad's 10 s per peer), and the client may
+    // first find A's old record (circuits through the dead relays): it meets A at a later lookup.
+    let c2 = app_peer_of(&rts[2], &[(b3, *p3)], "11.0.2.1").await;
+    c2.join(t, swarmplex::JoinOptions { server: false, client: true }).unwrap();
+    let started = std::time::Instant::now();
+    let wait = async {
+        loop {
+            if let SwarmEvent::Connection(c) = c2.next_event().await.expect("swarm ended") {
+                return c;
+            }
+        }
+    };
+    let conn = tokio::time::timeout(std::time::Duration::from_secs(90), wait).await.expect("C2 meets A within 90 s");
+    assert_eq!(conn.remote_public_key(), a.public_key());
+    eprintln!("a client met the server {:.1} s after its relays died", started.elapsed().as_secs_f64());
+    assert_eq!(conn.path().relay, Some(b3.public_key()), "{:?}", conn.path());
+    assert_eq!(a.reachability().await.unwrap().relays, vec![b3.public_key()]);
+    for s in [a, c2] {
+        s.destroy().await;
+    }
+    b3.destroy().await;
 }
