@@ -320,6 +320,7 @@ impl NativeSwarm {
     /// Starts a swarm; `on_event` receives every event (see `NativeEvent`).
     #[napi(constructor)]
     pub fn new(opts: NativeOptions, on_event: Function<NativeEvent, ()>) -> Result<Self> {
+        swarmplex::logging::stderr_from_env();
         guard(|| {
             let tsfn: Arc<EventFn> = Arc::new(
                 on_event.build_threadsafe_function::<NativeEvent>().weak::<true>().callee_handled::<false>().build()?,
@@ -1005,6 +1006,7 @@ impl NativeTestnet {
                 return Err(invalid("testnet size must be 1..=64"));
             }
             promise(env, async move {
+                swarmplex::logging::stderr_from_env();
                 let t = Testnet::new(size as usize).await.map_err(engine_err)?;
                 Ok(NativeTestnet { bootstrap: t.bootstrap(), inner: Arc::new(Mutex::new(Some(t))) })
             })

@@ -95,6 +95,16 @@ test('a Rust panic becomes a JS error, the process lives on', { timeout: 30000 }
   assert.match(r.out, /alive/)
 })
 
+test('SWARMPLEX_LOG writes the engine\'s logs to stderr; without it the engine is silent', { timeout: 60000 }, async () => {
+  const script = path.join(__dirname, 'fixtures', 'exit.js')
+  const logged = await run(script, { SWARMPLEX_LOG: 'swarmplex=debug' }, 20000)
+  assert.strictEqual(logged.code, 0, logged.err)
+  assert.match(logged.err, /DEBUG.*swarmplex::state::peers.*session active/)
+  const quiet = await run(script, { SWARMPLEX_LOG: '' }, 20000)
+  assert.strictEqual(quiet.code, 0, quiet.err)
+  assert.doesNotMatch(quiet.err, /swarmplex::/)
+})
+
 test('a script that destroys its swarms exits by itself', { timeout: 30000 }, async () => {
   const r = await run(path.join(__dirname, 'fixtures', 'exit.js'), {}, 20000)
   assert.strictEqual(r.code, 0, r.err)

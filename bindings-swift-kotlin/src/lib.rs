@@ -392,6 +392,7 @@ impl Swarm {
     /// Starts a swarm whose engine runs on the core runtime.
     #[uniffi::constructor]
     pub fn new(options: SwarmOptions) -> Res<Arc<Self>> {
+        swarmplex::logging::stderr_from_env();
         let opts = swarmplex::SwarmOptions {
             bootstrap: options.bootstrap,
             seed: options.seed,
@@ -888,6 +889,7 @@ pub struct Testnet {
 #[uniffi::export]
 pub async fn start_testnet(nodes: u32) -> Res<Arc<Testnet>> {
     on_core(async move {
+        swarmplex::logging::stderr_from_env();
         let t = swarmplex::Testnet::new(nodes as usize).await?;
         let bootstrap = t.bootstrap();
         Ok(Arc::new(Testnet { inner: Mutex::new(Some(t)), bootstrap, _live: Live::new() }))

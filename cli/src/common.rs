@@ -74,12 +74,7 @@ pub fn parse_topic(s: &str) -> Result<Topic> {
 }
 
 pub fn init_logging() {
-    if let Ok(filter) = std::env::var("SWARMPLEX_LOG") {
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter(filter)
-            .with_writer(std::io::stderr)
-            .try_init();
-    }
+    swarmplex::logging::stderr_from_env();
 }
 
 /// Waits for Ctrl-C or SIGTERM.

@@ -63,6 +63,7 @@ pub mod error;
 pub mod exchange;
 mod firewall;
 pub mod keys;
+pub mod logging;
 mod link;
 mod msg;
 pub mod options;
