@@ -8,7 +8,7 @@ export CARGO_TARGET_DIR ?= $(HOME)/.cache/swarmplex-target
 NETNS := scripts/netns-run
 BIN := $(CARGO_TARGET_DIR)/$(CARGO_BUILD_TARGET)/debug
 
-.PHONY: build demo test test-rust test-node test-hyperswarm test-python test-kotlin test-swift test-cross bench bench-nat
+.PHONY: build demo test test-parity test-rust test-node test-hyperswarm test-python test-kotlin test-swift test-cross bench bench-nat
 build:
 	cargo build -p swarmplex -p swarmplex-cli -p swarmplex-examples
 
@@ -18,7 +18,11 @@ demo: build
 
 # Every test, inside a loopback-only network namespace (each language's script enters it after
 # its installs, which need the package registries).
-test: test-rust test-node test-hyperswarm test-python test-kotlin test-swift test-cross
+test: test-parity test-rust test-node test-hyperswarm test-python test-kotlin test-swift test-cross
+
+# docs/PARITY.md names a test for every API in every language: each named test must exist.
+test-parity:
+	python3 scripts/parity-check.py
 
 test-rust: build
 	$(NETNS) cargo test -p swarmplex -p swarmplex-cli -p swarmplex-examples
