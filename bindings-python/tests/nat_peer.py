@@ -21,12 +21,25 @@ def pattern(n: int, seed: int) -> bytes:
 
 async def main(role: str, bootstrap: str, topic: str, n: int, seed: int) -> None:
     async with swarmplex.Swarm(bootstrap=[bootstrap], network="natlab", mdns=False) as swarm:
+        events: list = []
+        private = asyncio.Event()
+
+        def on_reachability(state: str, symmetric: bool) -> None:
+            events.append(state)
+            if state == "private":
+                private.set()
+
+        swarm.on("reachability", on_reachability)
         await swarm.join(swarmplex.topic(topic), server=role == "server", client=role == "client")
         conn = await asyncio.wait_for(swarm.next_connection(), 90)
         conn.write(pattern(n, seed))
         await conn.drain()
         conn.write_eof()
         got = await asyncio.wait_for(conn.read(), 90)
+        # A server behind a NAT may still be "unknown" (holding a relay) when the session comes;
+        # it learns it is "private" from AutoNAT soon after: wait for that event.
+        if role == "server":
+            await asyncio.wait_for(private.wait(), 60)
         r = await swarm.reachability()
         print(json.dumps({
             "transport": conn.transport,
@@ -36,6 +49,7 @@ async def main(role: str, bootstrap: str, topic: str, n: int, seed: int) -> None
             "got_sha256": hashlib.sha256(got).hexdigest(),
             "got_len": len(got),
             "reachability": r.state,
+            "reachability_events": events,
             "relays": len(r.relays),
             "external": r.external,
         }), flush=True)

@@ -77,8 +77,8 @@ def run_pair(nat1: str, nat2: str) -> tuple[dict, dict]:
         assert rc["got_sha256"] == hashlib.sha256(pattern(*sizes["server"])).hexdigest(), rc
         assert ra["got_sha256"] == hashlib.sha256(pattern(*sizes["client"])).hexdigest(), ra
         # The NATed server advertised a relay circuit, never its private address.
-        # private, or unknown while AutoNAT still probes (it reserved after 5 s of unknown)
-        assert ra["reachability"] != "public" and ra["relays"] >= 1, ra
+        assert ra["reachability"] == "private" and ra["relays"] >= 1, ra
+        assert ra["reachability_events"] and set(ra["reachability_events"]) == {"private"}, ra
         assert any("/p2p-circuit" in e for e in ra["external"]), ra
         assert not any("/192.168." in e for e in ra["external"]), ra
         return ra, rc

@@ -465,7 +465,7 @@ class Swarm:
         Events and arguments: ``connection(conn)``, ``disconnected(remote_public_key, error)``,
         ``update(connecting, connections)``, ``ban(remote_public_key)``,
         ``topic(remote_public_key, topic)``, ``stream(remote_public_key, name, shared)``,
-        ``message(msg)``.
+        ``message(msg)``, ``reachability(state, symmetric)``.
         """
         if event not in self._listeners:
             raise ValueError(f"unknown event {event!r}; expected one of {', '.join(EVENTS)}")
