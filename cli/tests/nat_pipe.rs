@@ -76,8 +76,13 @@ fn pseudo_random(len: usize, seed: u32) -> Vec<u8> {
     (0..len as u32).map(|i| (i.wrapping_add(seed).wrapping_mul(2654435761) >> 13) as u8).collect()
 }
 
+/// One lab at a time: each runs five processes, and hole punching is timing-sensitive on a
+/// loaded 2-core machine.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// Runs `pipe` on A and C across NATs of kinds `nat1`/`nat2`; returns each side's stderr.
 fn pipe_across(nat1: &str, nat2: &str) -> (String, String) {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     let lab = Lab::up(nat1, nat2);
     let (_boot, via1, via2) = bootstrap(&lab);
     let topic = format!("pipe across {nat1} and {nat2}");

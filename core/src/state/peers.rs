@@ -368,6 +368,9 @@ impl<H: Handles> State<H> {
     pub fn connection_established(&mut self, pid: PeerId, conn: ConnectionId, facts: ConnFacts, now: Instant) {
         let relayed = facts.relayed;
         self.conns.insert(conn, ConnInfo { peer: pid, facts, handshaking: false });
+        if relayed && self.drop_second_circuit(pid) == Some(conn) {
+            return;
+        }
         if self.is_dialing(&pid) {
             if relayed {
                 self.schedule(now + HOLE_PUNCH_WAIT, Timer::HolePunch(pid, conn));
@@ -385,6 +388,31 @@ impl<H: Handles> State<H> {
         for conn in relayed {
             self.on_hole_punch_wait(pid, conn);
         }
+    }
+
+    /// Two peers that dial each other through relays at once get two relayed connections, and
+    /// DCUtR then punches on both at once, which often fails both. Keep one: the one the
+    /// leader dialed (both sides decide alike), unless a session or handshake already runs on
+    /// the other. Returns the connection closed, if any.
+    fn drop_second_circuit(&mut self, pid: PeerId) -> Option<ConnectionId> {
+        let key = self.peers.get(&pid).map(|p| p.key).or_else(|| PublicKey::from_peer_id(&pid))?;
+        let we_lead = dedup::role(&self.local, &key) == Role::Leader;
+        let circuits: Vec<(ConnectionId, bool, bool)> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.peer == pid && c.facts.relayed)
+            .map(|(id, c)| (*id, c.facts.dialer == we_lead, c.handshaking))
+            .collect();
+        if circuits.len() < 2 {
+            return None;
+        }
+        // Prefer one in use, then the leader's, then the older (lower id).
+        let keep = circuits.iter().max_by_key(|(id, by_leader, busy)| (*busy, *by_leader, std::cmp::Reverse(*id)))?.0;
+        let drop = circuits.iter().map(|(id, _, _)| *id).find(|id| *id != keep)?;
+        tracing::debug!(?drop, ?keep, "a second relayed connection to the peer: closing it");
+        self.conns.remove(&drop);
+        self.act(Action::CloseConnection(drop));
+        Some(drop)
     }
 
     pub(super) fn on_hole_punch_wait(&mut self, pid: PeerId, conn: ConnectionId) {

@@ -625,3 +625,28 @@ fn a_peer_found_under_a_second_topic_is_told_to_the_app_once() {
     let told = net.nodes[0].notices.iter().filter(|n| matches!(n, Notice::PeerTopic { topic, .. } if *topic == b)).count();
     assert_eq!(told, 1);
 }
+
+#[test]
+fn of_two_relayed_connections_between_a_pair_both_sides_keep_the_one_the_leader_dialed() {
+    let mut net = Net::new(2);
+    let leader = if dedup::role(&net.nodes[0].key, &net.nodes[1].key) == Role::Leader { 0 } else { 1 };
+    let relayed = |dialer| ConnFacts { dialer, addr: Multiaddr::empty(), relayed: true };
+    // Each dialed the other through a relay: connection x dialed by node 0, y by node 1; each
+    // side sees both (its own ids).
+    let (x0, x1, y0, y1) = (net.id(), net.id(), net.id(), net.id());
+    let (p0, p1, now) = (net.pid(0), net.pid(1), net.now);
+    net.nodes[0].state.connection_established(p1, x0, relayed(true), now);
+    net.nodes[1].state.connection_established(p0, x1, relayed(false), now);
+    net.nodes[0].state.connection_established(p1, y0, relayed(false), now);
+    net.nodes[1].state.connection_established(p0, y1, relayed(true), now);
+    let closed = |net: &mut Net, i: usize| -> Vec<ConnectionId> {
+        std::iter::from_fn(|| net.nodes[i].state.poll_action())
+            .filter_map(|a| if let Action::CloseConnection(c) = a { Some(c) } else { None })
+            .collect()
+    };
+    let (c0, c1) = (closed(&mut net, 0), closed(&mut net, 1));
+    // The leader dialed x if it is node 0, y if node 1: both close the other one.
+    let (gone0, gone1) = if leader == 0 { (y0, y1) } else { (x0, x1) };
+    assert_eq!(c0, vec![gone0]);
+    assert_eq!(c1, vec![gone1]);
+}
