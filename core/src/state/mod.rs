@@ -12,10 +12,13 @@
 //! The rules live in submodules by concept, each an `impl State` block over the fields below:
 //! - `peers`: the peer table, dialing and its cap, reconnect backoff, handshake verdicts,
 //!   activation, session end, ban, suspend and resume.
+//! - `conns`: transport connections: hole-punch wait, one relayed connection per pair, what a
+//!   closed connection ends.
 //! - `discovery`: joined topics, announce and lookup rounds, relookups, flush.
 //! - [`backoff`], [`dedup`], [`round`]: the pure rules those use.
 
 pub(crate) mod backoff;
+mod conns;
 pub(crate) mod dedup;
 mod discovery;
 mod peers;
