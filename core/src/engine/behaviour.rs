@@ -24,7 +24,7 @@ pub(crate) struct Behaviour {
     pub dcutr: dcutr::Behaviour,
     /// Asks AutoNAT servers whether our address candidates are reachable (every node).
     pub autonat: autonat::v2::client::Behaviour,
-    /// Dials others' candidates back (DHT servers and relays: bootstrap and testnet nodes).
+    /// Dials others' candidates back (DHT servers: bootstrap and testnet nodes).
     pub autonat_server: Toggle<autonat::v2::server::Behaviour>,
     pub substreams: Substreams,
 }
@@ -80,7 +80,10 @@ pub(crate) fn build_libp2p(
                     .with_max_established_per_peer(Some(4))
                     .with_max_established(Some(1024)),
             );
-            let autonat_server = (dht_server || relay_config.is_some()).then(autonat::v2::server::Behaviour::default);
+            // DHT servers (bootstrap and testnet nodes) only: a relay-only node (peer exchange)
+            // would also answer probes over relayed connections, whose dial data (tens of KiB)
+            // eats the circuit's byte budget.
+            let autonat_server = dht_server.then(autonat::v2::server::Behaviour::default);
             let relay = relay_config.map(|c| {
                 let mut r = relay::Behaviour::new(peer, c);
                 r.set_status(Some(relay::Status::Enable));
