@@ -122,12 +122,21 @@ impl Stream {
 
     /// Reads until the remote ends the stream cleanly.
     pub async fn read_to_end(&self) -> Result<Vec<u8>> {
+        self.read_to_end_within(usize::MAX).await
+    }
+
+    /// Reads until the remote ends the stream cleanly; `InvalidInput` once more than `max`
+    /// bytes came.
+    pub(crate) async fn read_to_end_within(&self, max: usize) -> Result<Vec<u8>> {
         let mut out = Vec::new();
         let mut buf = vec![0u8; 64 * 1024];
         loop {
             let n = self.read_into(&mut buf).await?;
             if n == 0 {
                 return Ok(out);
+            }
+            if out.len() + n > max {
+                return Err(Error::InvalidInput(format!("more than {max} bytes")));
             }
             out.extend_from_slice(&buf[..n]);
         }

@@ -173,6 +173,19 @@ async fn bytes_both_ways(x: &Connection, y: &Connection, n: usize) {
     }
 }
 
+/// Asserts that A's and C's ends each see the other's NAT's public address: the punched hole,
+/// not a private address.
+fn assert_through_the_holes(ac: &Connection, ca: &Connection) {
+    assert!(ac.remote_address().to_string().starts_with("/ip4/11.0.2.2/udp/"), "{}", ac.remote_address());
+    assert!(ca.remote_address().to_string().starts_with("/ip4/11.0.1.2/udp/"), "{}", ca.remote_address());
+}
+
+async fn destroy_all(swarms: impl IntoIterator<Item = Swarm>) {
+    for s in swarms {
+        s.destroy().await;
+    }
+}
+
 /// A and C behind their NATs, B on the "internet": A reaches C through B. Returns A's and C's
 /// ends of the A–C session (the runtimes and namespaces must outlive them).
 async fn introduce(net: &Net) -> (Vec<NsRuntime>, Vec<Swarm>, Connection, Connection) {
@@ -211,13 +224,9 @@ async fn hole_punching_gives_a_direct_connection_across_two_nats() {
     let (_rts, swarms, ac, ca) = introduce(&net).await;
     assert_eq!(ac.transport(), "quic", "A's end: {}", ac.remote_address());
     assert_eq!(ca.transport(), "quic", "C's end: {}", ca.remote_address());
-    // Each sees the other's NAT's public address: the hole, not a private address.
-    assert!(ac.remote_address().to_string().starts_with("/ip4/11.0.2.2/udp/"), "{}", ac.remote_address());
-    assert!(ca.remote_address().to_string().starts_with("/ip4/11.0.1.2/udp/"), "{}", ca.remote_address());
+    assert_through_the_holes(&ac, &ca);
     bytes_both_ways(&ac, &ca, 4 << 20).await;
-    for s in swarms {
-        s.destroy().await;
-    }
+    destroy_all(swarms).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -230,9 +239,7 @@ async fn behind_symmetric_nats_the_session_stays_relayed_and_carries_every_byte(
     assert_eq!(ac.transport(), "relay", "A's end: {}", ac.remote_address());
     assert_eq!(ca.transport(), "relay", "C's end: {}", ca.remote_address());
     bytes_both_ways(&ac, &ca, 256 * 1024).await;
-    for s in swarms {
-        s.destroy().await;
-    }
+    destroy_all(swarms).await;
 }
 
 // ---- topics across NATs, nothing configured but a bootstrap node --------------------------------
@@ -330,12 +337,9 @@ async fn two_peers_behind_port_preserving_nats_meet_by_topic_and_punch_a_direct_
     let net = Net::new(Nat::PortPreserving);
     let (_rts, swarms, ac, ca) = meet_by_topic(&net).await;
     assert_eq!(ac.transport(), "quic", "A's end: {}", ac.remote_address());
-    assert!(ac.remote_address().to_string().starts_with("/ip4/11.0.2.2/udp/"), "{}", ac.remote_address());
-    assert!(ca.remote_address().to_string().starts_with("/ip4/11.0.1.2/udp/"), "{}", ca.remote_address());
+    assert_through_the_holes(&ac, &ca);
     bytes_both_ways(&ac, &ca, 4 << 20).await;
-    for s in swarms {
-        s.destroy().await;
-    }
+    destroy_all(swarms).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -354,9 +358,7 @@ async fn two_peers_behind_symmetric_nats_meet_by_topic_through_the_relay() {
     }
     // The private network's relay carries more than the public default's 1 MiB.
     bytes_both_ways(&ac, &ca, 4 << 20).await;
-    for s in swarms {
-        s.destroy().await;
-    }
+    destroy_all(swarms).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -368,9 +370,7 @@ async fn a_symmetric_nat_and_a_port_preserving_one_meet_by_topic() {
     let (_rts, swarms, ac, ca) = meet_by_topic(&net).await;
     eprintln!("symmetric server x port-preserving client: {} ({})", ac.transport(), ac.remote_address());
     bytes_both_ways(&ac, &ca, 1 << 20).await;
-    for s in swarms {
-        s.destroy().await;
-    }
+    destroy_all(swarms).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -395,9 +395,7 @@ async fn a_peer_with_no_nat_is_public_and_a_natted_client_dials_it_directly() {
     assert!(r.relays.is_empty(), "a public peer reserves no relay: {r:?}");
     assert!(r.external.iter().all(|a| !a.to_string().contains("p2p-circuit")), "{r:?}");
     bytes_both_ways(&pc, &cp, 1 << 20).await;
-    for s in [p, b, c] {
-        s.destroy().await;
-    }
+    destroy_all([p, b, c]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -434,9 +432,7 @@ async fn a_relay_that_cuts_a_session_at_its_limit_ends_it_with_relay_limit_and_n
     let more = drain_for(c, std::time::Duration::from_secs(8)).await;
     let churn = more.iter().filter(|e| matches!(e, SwarmEvent::Connection(_) | SwarmEvent::Disconnected { .. })).count();
     assert_eq!(churn, 0, "no flapping: {more:?}");
-    for s in swarms {
-        s.destroy().await;
-    }
+    destroy_all(swarms).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -487,8 +483,6 @@ async fn a_server_whose_relays_die_reserves_on_another_and_new_clients_still_rea
     eprintln!("a client met the server {:.1} s after its relays died", started.elapsed().as_secs_f64());
     assert_eq!(conn.path().relay, Some(b3.public_key()), "{:?}", conn.path());
     assert_eq!(a.reachability().await.unwrap().relays, vec![b3.public_key()]);
-    for s in [a, c2] {
-        s.destroy().await;
-    }
+    destroy_all([a, c2]).await;
     b3.destroy().await;
 }

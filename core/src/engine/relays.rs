@@ -174,7 +174,7 @@ impl Engine {
             };
             self.state.relay_candidate(pid, rank, Instant::now());
         }
-        if !self.state.relays().contains(&pid) {
+        if !self.state.holds_relay(&pid) {
             self.relay_settled(pid); // no reservation coming: `connect` callers need not wait
         }
     }

@@ -228,6 +228,11 @@ impl<H: Handles> State<H> {
         self.reach.reservations.keys().copied().collect()
     }
 
+    /// Whether we hold (or asked for) a reservation on `relay`.
+    pub fn holds_relay(&self, relay: &PeerId) -> bool {
+        self.reach.reservations.contains_key(relay)
+    }
+
     /// Arms the reachability timers (call once, at start).
     pub fn start_reach(&mut self, now: Instant) {
         if !self.reach.announce_ready {

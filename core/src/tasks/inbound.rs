@@ -7,7 +7,7 @@ use libp2p::PeerId;
 use libp2p::swarm::ConnectionId;
 use tokio::sync::{mpsc, watch};
 
-use crate::error::{Error, Result};
+use crate::error::Error;
 use crate::event::SwarmEvent;
 use crate::keys::PublicKey;
 use crate::msg::Report;
@@ -33,25 +33,10 @@ pub(crate) async fn read_message(
     events: mpsc::UnboundedSender<SwarmEvent>,
 ) {
     let stream = Stream::new(raw, topic.clone(), remote, closed);
-    let Ok(Ok(data)) = tokio::time::timeout(STEP_TIMEOUT * 6, read_limited(&stream)).await else {
+    let Ok(Ok(data)) = tokio::time::timeout(STEP_TIMEOUT * 6, stream.read_to_end_within(MAX_MESSAGE)).await else {
         return;
     };
     if joined.lock().unwrap_or_else(|p| p.into_inner()).contains(&topic) {
         let _ = events.send(SwarmEvent::Message { remote, topic, data });
-    }
-}
-
-async fn read_limited(stream: &Stream) -> Result<Vec<u8>> {
-    let mut out = Vec::new();
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        let n = stream.read_into(&mut buf).await?;
-        if n == 0 {
-            return Ok(out);
-        }
-        if out.len() + n > MAX_MESSAGE {
-            return Err(Error::InvalidInput("message too large".into()));
-        }
-        out.extend_from_slice(&buf[..n]);
     }
 }
