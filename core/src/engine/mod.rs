@@ -267,6 +267,7 @@ impl Engine {
                 let opts = DialOpts::peer_id(pid).condition(PeerCondition::DisconnectedAndNotDialing).build();
                 match self.swarm.dial(opts) {
                     Ok(()) | Err(libp2p::swarm::DialError::DialPeerConditionFalse(_)) => {}
+                    Err(libp2p::swarm::DialError::NoAddresses) => self.state.dial_unroutable(pid, Instant::now()),
                     Err(e) => self.state.dial_failed(pid, Error::Connect(e.to_string()), Instant::now()),
                 }
             }

@@ -116,6 +116,11 @@ impl<H: Handles> State<H> {
         }
     }
 
+    /// Whether a hidden `join_peer` lookup for `key`'s self-announce is running.
+    pub(super) fn looking_for(&self, key: &PublicKey) -> bool {
+        self.topics.get(&Topic::for_public_key(key)).is_some_and(|t| t.only.is_some())
+    }
+
     pub(super) fn forget_self_announce(&mut self, key: PublicKey) {
         let lookup = Topic::for_public_key(&key);
         if self.topics.get(&lookup).is_some_and(|t| t.only.is_some()) {

@@ -294,6 +294,24 @@ impl<H: Handles> State<H> {
         }
     }
 
+    /// The driver knows no address for `pid`. A `join_peer` peer waits for its self-announce
+    /// lookup, which dials it when it finds it, so this costs no backoff step (a lookup that
+    /// ran before the peer announced would otherwise push its reconnects to 15 s); any other
+    /// peer failed.
+    pub fn dial_unroutable(&mut self, pid: PeerId, now: Instant) {
+        let key = self.peers.get(&pid).map(|p| p.key);
+        let looking = key.is_some_and(|k| self.looking_for(&k));
+        if !looking {
+            return self.dial_failed(pid, Error::Connect("no known address for the peer".into()), now);
+        }
+        if let Some(p) = self.peers.get_mut(&pid) {
+            p.dialing = false;
+        }
+        tracing::debug!(?pid, "no known address: waiting for its self-announce lookup");
+        self.update();
+        self.check_flush();
+    }
+
     pub(super) fn retry(&mut self, pid: PeerId) {
         if let Some(p) = self.peers.get_mut(&pid) {
             p.retry_pending = false;

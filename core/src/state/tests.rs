@@ -78,6 +78,10 @@ struct Net {
     dht: HashMap<Topic, HashSet<usize>>,
     /// Nodes that nobody can reach (offline).
     offline: HashSet<usize>,
+    /// Nodes whose address a dialer knows only once one of its lookups found them (not in
+    /// kad's routing table): `(dialer, node)` pairs in `known`.
+    hidden: HashSet<usize>,
+    known: HashSet<(usize, usize)>,
     /// Session ids whose goodbye was delivered.
     said_goodbye: HashSet<([u8; 16], usize)>,
 }
@@ -99,6 +103,8 @@ impl Net {
             links: HashMap::new(),
             dht: HashMap::new(),
             offline: HashSet::new(),
+            hidden: HashSet::new(),
+            known: HashSet::new(),
             said_goodbye: HashSet::new(),
         };
         for i in 0..n {
@@ -185,6 +191,10 @@ impl Net {
                 let elapsed = self.elapsed();
                 self.nodes[i].dials.push((elapsed, pid));
                 let j = self.index_of(&pid);
+                if self.hidden.contains(&j) && !self.known.contains(&(i, j)) {
+                    self.nodes[i].state.dial_unroutable(pid, now);
+                    return;
+                }
                 if self.offline.contains(&j) || self.nodes[j].blocked.contains(&self.pid(i)) {
                     self.nodes[i].state.dial_failed(pid, Error::Connect("unreachable".into()), now);
                     return;
@@ -239,7 +249,9 @@ impl Net {
                 self.dht.entry(topic).or_default().remove(&i);
             }
             Action::Lookup { topic, query } => {
-                let providers: Vec<PeerId> = self.dht.get(&topic).into_iter().flatten().map(|j| self.pid(*j)).collect();
+                let found: Vec<usize> = self.dht.get(&topic).into_iter().flatten().copied().collect();
+                self.known.extend(found.iter().map(|j| (i, *j)));
+                let providers: Vec<PeerId> = found.iter().map(|j| self.pid(*j)).collect();
                 self.nodes[i].state.providers_found(query, providers, true, now);
             }
             Action::FinishQuery(_) => {} // lookups here finish at once
@@ -448,6 +460,26 @@ fn an_explicit_peer_is_retried_forever() {
     // Back online: the next retry connects.
     net.offline.clear();
     net.advance(secs(15 * 60));
+    net.assert_paired(0, 1);
+}
+
+#[test]
+fn a_peer_joined_by_key_before_it_announced_is_found_by_lookup_without_a_backoff_step() {
+    let mut net = Net::new(2);
+    net.hidden.insert(1);
+    let k1 = net.nodes[1].key;
+    // No address for 1 yet: the dial cannot start, and that is no failure.
+    net.nodes[0].state.join_peer(k1, net.now);
+    net.advance(secs(2));
+    assert!(net.nodes[0].state.session(&net.pid(1)).is_none());
+    // 1 announces itself (`Swarm::listen`); 0's relookup at 3 s finds and dials it.
+    net.nodes[1].state.join(Topic::for_public_key(&k1), JoinOptions { server: true, client: false }, net.now);
+    net.advance(secs(2));
+    net.assert_paired(0, 1);
+    // 1 drops the session: 0 reconnects after the first backoff step (≈ 1 s), not a later one.
+    let conn = net.sessions(1)[0].conn;
+    net.nodes[1].state.close_session(conn, net.now);
+    net.advance(Duration::from_millis(1300));
     net.assert_paired(0, 1);
 }
 
