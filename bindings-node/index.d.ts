@@ -137,8 +137,8 @@ declare namespace Hyperswarm {
     on (event: string | symbol, listener: (...args: any[]) => void): this
   }
 
-  /** A joined topic. */
-  class PeerDiscovery {
+  /** What a topic and a session of it both have. */
+  interface DiscoveryState {
     readonly swarm: Hyperswarm
     readonly topic: Buffer
     readonly isServer: boolean
@@ -146,9 +146,23 @@ declare namespace Hyperswarm {
     readonly destroyed: boolean
     /** Resolves when this topic's announce/lookup round is done and its connections emitted. */
     flushed (): Promise<void>
-    /** Starts a new round now, optionally switching modes. */
+  }
+
+  /** A joined topic: what `status()` and `topics()` give. */
+  interface PeerDiscovery extends DiscoveryState {
+    /** Starts a new round now with the sessions' roles. */
+    refresh (): Promise<void>
+    /** Leaves the topic, every session of it; resolves once the announce is withdrawn
+     * (existing connections stay). */
+    destroy (): Promise<void>
+  }
+  /** What `join()` returns: one caller's interest in a topic. The topic is announced while any
+   * session is a server, looked up while any is a client, and left with its last session. */
+  interface PeerDiscoverySession extends DiscoveryState {
+    readonly discovery: PeerDiscovery
+    /** Starts a new round now, switching this session's roles if given (not both off). */
     refresh (opts?: JoinOptions): Promise<void>
-    /** Leaves the topic (existing connections stay). */
+    /** Ends this session; the topic is left (and its announce withdrawn) with the last one. */
     destroy (): Promise<void>
   }
 }
@@ -171,7 +185,7 @@ declare class Hyperswarm extends EventEmitter {
   /** Hyperswarm's counters. */
   readonly stats: Hyperswarm.Stats
 
-  join (topic: Buffer | Uint8Array, opts?: Hyperswarm.JoinOptions): Hyperswarm.PeerDiscovery
+  join (topic: Buffer | Uint8Array, opts?: Hyperswarm.JoinOptions): Hyperswarm.PeerDiscoverySession
   leave (topic: Buffer | Uint8Array): Promise<void>
   joinPeer (publicKey: Buffer | Uint8Array): void
   leavePeer (publicKey: Buffer | Uint8Array): void

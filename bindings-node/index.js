@@ -7,7 +7,7 @@ const dgram = require('dgram')
 const { binding, toError, call } = require('./lib/native')
 const { isBytes, toBuffer, key32, describe, optBool, checkObject } = require('./lib/errors')
 const PeerInfo = require('./lib/peer-info')
-const PeerDiscovery = require('./lib/discovery')
+const { PeerDiscovery, PeerDiscoverySession } = require('./lib/discovery')
 const SwarmSocket = require('./lib/socket')
 
 const MAX_PEERS = 64 // Hyperswarm's default
@@ -307,18 +307,15 @@ class Hyperswarm extends EventEmitter {
     const client = optBool(opts, 'client', true)
     const hex = topic.toString('hex')
     let d = this._discovery.get(hex)
-    if (d && !d.destroyed) {
-      d.isServer = server
-      d.isClient = client
-    } else {
-      d = new PeerDiscovery(this, Buffer.from(topic), { server, client })
+    if (!d || d.destroyed) {
+      d = new PeerDiscovery(this, Buffer.from(topic))
       this._discovery.set(hex, d)
     }
-    d._apply()
+    const session = d.session({ server, client })
     // Like Hyperswarm, joining as a server also listens (announces this peer under its own
     // key, so others can joinPeer it).
     if (server && !this.listening) this.listen().catch(noop)
-    return d
+    return session
   }
 
   async leave (topic) {
@@ -492,4 +489,5 @@ module.exports.Hyperswarm = Hyperswarm
 module.exports.Swarm = Hyperswarm
 module.exports.PeerInfo = PeerInfo
 module.exports.PeerDiscovery = PeerDiscovery
+module.exports.PeerDiscoverySession = PeerDiscoverySession
 module.exports.SwarmSocket = SwarmSocket

@@ -16,7 +16,6 @@ KNOWN_FAILURES=(
   "swarm: peerDiscovery has unslabbed closestNodes"
   "swarm: port opt gets passed on to hyperdht"
   "swarm: firewall for server connections results in peer ban"
-  "swarm: one server, two clients - if a second client joins after the server leaves, they will not connect"
 )
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT

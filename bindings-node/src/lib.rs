@@ -407,12 +407,14 @@ impl NativeSwarm {
         })
     }
 
-    #[napi]
-    pub fn leave(&self, topic: Buffer) -> Result<()> {
+    /// Leaves `topic` at once; resolves once its announce is withdrawn from the DHT.
+    #[napi(ts_return_type = "Promise<void>")]
+    pub fn leave<'e>(&self, env: &'e Env, topic: Buffer) -> Result<Object<'e>> {
         guard(|| {
             let t = topic_of(&topic)?;
             self.discoveries.lock().unwrap().remove(&t);
-            self.swarm.leave(t).map_err(engine_err)
+            let swarm = self.swarm.clone();
+            promise(env, async move { swarm.leave(t).await.map_err(engine_err) })
         })
     }
 

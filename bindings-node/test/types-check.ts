@@ -28,6 +28,8 @@ async function main (): Promise<void> {
   await d.flushed()
   await d.refresh({ client: true })
   const same: Hyperswarm.PeerDiscovery | null = swarm.status(d.topic)
+  const topicOf: Hyperswarm.PeerDiscovery = d.discovery
+  await topicOf.refresh()
   for (const x of swarm.topics()) void x.isServer
   swarm.joinPeer(Buffer.alloc(32))
   swarm.leavePeer(Buffer.alloc(32))

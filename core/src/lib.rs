@@ -75,6 +75,7 @@ pub mod swarm;
 mod tasks;
 pub mod testnet;
 pub mod topic;
+pub mod unannounce;
 pub mod wire;
 
 pub use error::{Error, ErrorKind, Result};

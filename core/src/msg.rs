@@ -24,7 +24,8 @@ pub(crate) type ConnectReply = oneshot::Sender<Result<Connection>>;
 /// Requests from handles to the loop.
 pub(crate) enum Command {
     Join { topic: Topic, opts: JoinOptions },
-    Leave { topic: Topic },
+    /// Answered once the topic's announce is withdrawn (see `engine::withdraw`).
+    Leave { topic: Topic, reply: oneshot::Sender<()> },
     Refresh { topic: Topic, opts: Option<JoinOptions> },
     Flush { topic: Option<Topic>, reply: oneshot::Sender<()> },
     JoinPeer { key: PublicKey },

@@ -118,9 +118,11 @@ impl Swarm {
         Ok(Discovery { swarm: self.clone(), topic })
     }
 
-    /// Stops announcing and looking up `topic`; existing connections stay open.
-    pub fn leave(&self, topic: Topic) -> Result<()> {
-        self.send(Command::Leave { topic })
+    /// Stops announcing and looking up `topic`; existing connections stay open. Resolves once
+    /// our announce is withdrawn from the DHT nodes that held it (each answered or failed, see
+    /// [`crate::unannounce`]), so peers that look the topic up afterwards do not find us.
+    pub async fn leave(&self, topic: Topic) -> Result<()> {
+        self.ask(|reply| Command::Leave { topic, reply }).await
     }
 
     /// Resolves when every joined topic finished its current round: announced, looked up, and
@@ -287,9 +289,9 @@ impl Discovery {
         self.swarm.send(Command::Refresh { topic: self.topic, opts })
     }
 
-    /// Leaves the topic.
-    pub fn destroy(&self) -> Result<()> {
-        self.swarm.leave(self.topic)
+    /// Leaves the topic (see [`Swarm::leave`]).
+    pub async fn destroy(&self) -> Result<()> {
+        self.swarm.leave(self.topic).await
     }
 }
 

@@ -176,7 +176,7 @@ async fn join_peer_connects_and_reconnects_after_a_restart_with_the_same_key() {
     // join_peer(self) is a no-op; leave_peer stops reconnecting.
     seeker.join_peer(seeker.public_key()).unwrap();
     seeker.leave_peer(kp.public_key()).unwrap();
-    seeker.leave(Topic::for_public_key(&kp.public_key())).unwrap();
+    seeker.leave(Topic::for_public_key(&kp.public_key())).await.unwrap();
     target2.destroy().await;
     next_matching(&seeker, "disconnect", |e| matches!(e, SwarmEvent::Disconnected { .. })).await;
     let target3 = mk(kp).await;
@@ -260,13 +260,39 @@ impl RefreshAll for Swarm {
 async fn leave_keeps_existing_connections() {
     let net = testnet().await;
     let (server, client, cs, cc) = pair(&net, "leave").await;
-    client.leave(topic("leave")).unwrap();
-    server.leave(topic("leave")).unwrap();
+    client.leave(topic("leave")).await.unwrap();
+    within("leave", server.leave(topic("leave"))).await.unwrap();
     within("flush", client.flush()).await.unwrap();
     cc.socket().write(b"still here").await.unwrap();
     assert_eq!(cs.socket().read(64).await.unwrap(), b"still here");
     assert!(client.topics().await.unwrap().is_empty());
     assert_eq!(server.connections().await.unwrap().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_the_server_leaves_a_new_client_does_not_find_it() {
+    // Hyperswarm's "if a second client joins after the server leaves, they will not connect":
+    // leave withdraws the announce from the DHT nodes (kad alone would keep it for hours).
+    let net = testnet().await;
+    let t = topic("left");
+    let server = swarm(&net).await;
+    within("announce", server.join(t, SERVER).unwrap().flushed()).await.unwrap();
+    let first = swarm(&net).await;
+    first.join(t, CLIENT).unwrap();
+    within("first flush", first.flush()).await.unwrap();
+    assert_eq!(first.connections().await.unwrap().len(), 1, "the first client found the server");
+    within("leave", server.leave(t)).await.unwrap();
+    let second = swarm(&net).await;
+    second.join(t, CLIENT).unwrap();
+    within("second flush", second.flush()).await.unwrap();
+    assert!(second.connections().await.unwrap().is_empty(), "the second client found a server that left");
+    assert_eq!(first.connections().await.unwrap().len(), 1, "leave keeps existing connections");
+    // Joining again announces again.
+    within("announce again", server.join(t, SERVER).unwrap().flushed()).await.unwrap();
+    let third = swarm(&net).await;
+    third.join(t, CLIENT).unwrap();
+    within("third flush", third.flush()).await.unwrap();
+    assert_eq!(third.connections().await.unwrap().len(), 1, "the third client found the server again");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

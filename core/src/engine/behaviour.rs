@@ -5,11 +5,12 @@ use std::time::Duration;
 use futures::FutureExt;
 use libp2p::swarm::NetworkBehaviour;
 use libp2p::swarm::behaviour::toggle::Toggle;
-use libp2p::{StreamProtocol, autonat, connection_limits, dcutr, identify, kad, mdns, noise, relay, tcp, yamux};
+use libp2p::{StreamProtocol, autonat, request_response, connection_limits, dcutr, identify, kad, mdns, noise, relay, tcp, yamux};
 
 use super::substreams::Substreams;
 use crate::error::{Error, Result};
 use crate::keys::KeyPair;
+use crate::unannounce;
 
 /// The composed libp2p behaviour.
 #[derive(NetworkBehaviour)]
@@ -27,6 +28,8 @@ pub(crate) struct Behaviour {
     /// Dials others' candidates back (DHT servers: bootstrap and testnet nodes).
     pub autonat_server: Toggle<autonat::v2::server::Behaviour>,
     pub substreams: Substreams,
+    /// Withdraws our announces from DHT nodes, and (DHT servers) serves such requests.
+    pub unannounce: request_response::Behaviour<unannounce::Codec>,
 }
 
 /// Builds the libp2p swarm: QUIC, TCP+Noise+yamux, WebSocket, DNS, relay client; kad, identify,
@@ -83,6 +86,9 @@ pub(crate) fn build_libp2p(
             // DHT servers (bootstrap and testnet nodes) only: a relay-only node (peer exchange)
             // would also answer probes over relayed connections, whose dial data (tens of KiB)
             // eats the circuit's byte budget.
+            // Only DHT servers hold provider records, so only they answer unannounce requests.
+            let unannounce_support =
+                if dht_server { request_response::ProtocolSupport::Full } else { request_response::ProtocolSupport::Outbound };
             let autonat_server = dht_server.then(autonat::v2::server::Behaviour::default);
             let relay = relay_config.map(|c| {
                 let mut r = relay::Behaviour::new(peer, c);
@@ -99,6 +105,11 @@ pub(crate) fn build_libp2p(
                 dcutr: dcutr::Behaviour::new(peer),
                 autonat: autonat::v2::client::Behaviour::default(),
                 autonat_server: Toggle::from(autonat_server),
+                unannounce: request_response::Behaviour::with_codec(
+                    unannounce::Codec,
+                    [(unannounce::protocol_for(stream_protocol.as_ref()), unannounce_support)],
+                    request_response::Config::default().with_request_timeout(Duration::from_secs(5)),
+                ),
                 substreams: Substreams::new(stream_protocol),
             })
         })

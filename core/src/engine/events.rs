@@ -88,6 +88,7 @@ impl Engine {
                 }
             }
             P2pEvent::Behaviour(BehaviourEvent::Kad(e)) => self.on_kad(e, now),
+            P2pEvent::Behaviour(BehaviourEvent::Unannounce(e)) => self.on_unannounce(e),
             P2pEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. })) => {
                 let is_dht_server = info.protocols.contains(&self.kad_protocol);
                 if info.protocols.iter().any(|p| p.as_ref() == AUTONAT_DIAL_REQUEST) {
@@ -157,6 +158,12 @@ impl Engine {
 
     fn on_kad(&mut self, event: kad::Event, now: Instant) {
         let kad::Event::OutboundQueryProgressed { id, result, step, .. } = event else { return };
+        if self.withdrawals.owns_query(&id) {
+            if let QueryResult::GetClosestPeers(r) = result {
+                self.on_withdraw_query(id, r, step.last);
+            }
+            return;
+        }
         let Some(&query) = self.queries.get(&id) else { return };
         if step.last {
             self.queries.remove(&id);

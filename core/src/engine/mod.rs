@@ -10,6 +10,7 @@
 //! - `inbound`: task reports and inbound substreams, routed by kind.
 //! - `listeners`, `relays`, `exchange`: the driver-side parts of those concerns.
 //! - `substreams`: our libp2p behaviour that opens streams on a chosen connection.
+//! - `withdraw`: withdrawing a left topic's announce from the DHT (`crate::unannounce`).
 
 mod behaviour;
 mod events;
@@ -18,6 +19,7 @@ mod inbound;
 mod listeners;
 mod relays;
 pub(crate) mod substreams;
+mod withdraw;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -151,6 +153,7 @@ pub(crate) fn spawn(opts: &SwarmOptions, key_pair: &KeyPair, runtime: &tokio::ru
         listeners: listeners::Listeners::default(),
         relays: relays::Relays::new(opts.reserve_relays, bootstrap_peers.collect(), static_relays),
         exchange: exchange::Exchange::default(),
+        withdrawals: withdraw::Withdrawals::default(),
     };
     runtime.spawn(engine.run());
     Ok(Spawned { cmd: cmd_tx, events: events_rx, message_topics, connecting })
@@ -191,6 +194,7 @@ pub(crate) struct Engine {
     listeners: listeners::Listeners,
     relays: relays::Relays,
     exchange: exchange::Exchange,
+    withdrawals: withdraw::Withdrawals,
 }
 
 impl Engine {
@@ -302,7 +306,10 @@ impl Engine {
                     self.state.announce_failed(query);
                 }
             },
-            Action::StopAnnouncing(topic) => self.swarm.behaviour_mut().kad.stop_providing(&topic.dht_key()),
+            Action::StopAnnouncing(topic) if self.state.is_destroying() => {
+                self.swarm.behaviour_mut().kad.stop_providing(&topic.dht_key());
+            }
+            Action::StopAnnouncing(topic) => self.withdraw(topic),
             Action::Lookup { topic, query } => {
                 let id = self.swarm.behaviour_mut().kad.get_providers(topic.dht_key());
                 self.queries.insert(id, query);
@@ -366,7 +373,11 @@ impl Engine {
         }
         match cmd {
             Command::Join { topic, opts } => self.state.join(topic, opts, now),
-            Command::Leave { topic } => self.state.leave(topic),
+            Command::Leave { topic, reply } => {
+                self.state.leave(topic);
+                self.execute_actions(); // starts the withdrawal, if the topic was announced
+                self.when_withdrawn(topic, reply);
+            }
             Command::Refresh { topic, opts } => self.state.refresh(topic, opts, now),
             Command::Flush { topic, reply } => {
                 self.next_flush += 1;
