@@ -154,9 +154,10 @@ impl NativeDiscovery {
         self.d.refresh(opts).py(py)
     }
 
-    /// Leaves the topic.
-    fn destroy(&self, py: Python<'_>) -> PyResult<()> {
-        self.d.destroy().py(py)
+    /// Leaves the topic; resolves once its announce is withdrawn from the DHT.
+    fn destroy<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let d = self.d.clone();
+        spawn(py, async move { d.destroy().await.map(|_| future::none()) })
     }
 }
 
@@ -252,9 +253,10 @@ impl NativeSwarm {
     }
 
     /// Leaves a topic; connections stay.
-    fn leave(&self, py: Python<'_>, topic: &[u8]) -> PyResult<()> {
+    fn leave<'py>(&self, py: Python<'py>, topic: &[u8]) -> PyResult<Bound<'py, PyAny>> {
         let t = topic_from(py, topic)?;
-        self.swarm.leave(t).py(py)
+        let s = self.swarm.clone();
+        spawn(py, async move { s.leave(t).await.map(|_| future::none()) })
     }
 
     /// Resolves when every joined topic finished its round.

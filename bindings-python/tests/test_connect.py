@@ -209,6 +209,29 @@ async def test_firewall_asked_once_and_rejection_bans(testnet):
         await server.destroy()
 
 
+async def test_after_the_server_leaves_a_new_client_does_not_find_it(testnet):
+    # leave() returns once the announce is withdrawn from the DHT nodes that held it.
+    server, first, _sc, _cc = await pair(testnet, "left")
+    second = make_swarm(testnet)
+    third = make_swarm(testnet)
+    try:
+        topic = swarmplex.topic("left")
+        await within(server.leave(topic), "leave")
+        await second.join(topic, server=False, client=True)
+        await within(second.flush())
+        assert second.connections == set(), "the second client found a server that left"
+        assert len(first.connections) == 1, "leave keeps existing connections"
+        # Discovery.destroy() withdraws too.
+        d = await server.join(topic, server=True, client=False)
+        await within(d.flushed(), "announce again")
+        await within(d.destroy(), "destroy")
+        await third.join(topic, server=False, client=True)
+        await within(third.flush())
+        assert third.connections == set(), "the third client found a server that left"
+    finally:
+        await asyncio.gather(*(s.destroy() for s in (server, first, second, third)))
+
+
 async def test_leave_keeps_connections(testnet):
     server, client, sc, cc = await pair(testnet, "leave")
     try:

@@ -425,9 +425,12 @@ impl Swarm {
         Ok(Arc::new(Discovery { inner: d, _live: Live::new() }))
     }
 
-    /// Stops announcing and looking up `topic`.
-    pub fn leave(&self, topic: Vec<u8>) -> Res<()> {
-        Ok(self.inner.leave(self::topic(&topic)?)?)
+    /// Stops announcing and looking up `topic`; returns once its announce is withdrawn from
+    /// the DHT, so peers that look the topic up afterwards do not find us.
+    pub async fn leave(&self, topic: Vec<u8>) -> Res<()> {
+        let t = self::topic(&topic)?;
+        let s = self.inner.clone();
+        on_core(async move { Ok(s.leave(t).await?) }).await
     }
 
     /// Keeps a connection to the peer with this 32-byte key.
@@ -681,9 +684,10 @@ impl Discovery {
         Ok(self.inner.refresh(None)?)
     }
 
-    /// Leaves the topic.
-    pub fn leave(&self) -> Res<()> {
-        Ok(self.inner.destroy()?)
+    /// Leaves the topic; returns once its announce is withdrawn from the DHT.
+    pub async fn leave(&self) -> Res<()> {
+        let d = self.inner.clone();
+        on_core(async move { Ok(d.destroy().await?) }).await
     }
 }
 

@@ -207,8 +207,9 @@ class Discovery:
         self._d.refresh(server, client)
 
     async def destroy(self) -> None:
-        """Leave the topic (existing connections stay open)."""
-        self._d.destroy()
+        """Leave the topic (existing connections stay open); returns once the announce is
+        withdrawn from the DHT, so peers that look the topic up afterwards do not find us."""
+        await self._d.destroy()
 
     def __repr__(self) -> str:
         return f"<swarmplex.Discovery topic={self.topic.hex()[:12]}>"
@@ -366,8 +367,10 @@ class Swarm:
         return Discovery(self._native.join(t, server, client), self)
 
     async def leave(self, topic: bytes) -> None:
-        """Stop announcing and looking up ``topic``; existing connections stay open."""
-        self._native.leave(check_key32(topic, "topic"))
+        """Stop announcing and looking up ``topic``; existing connections stay open. Returns once
+        the announce is withdrawn from the DHT, so peers that look the topic up afterwards do not
+        find us."""
+        await self._native.leave(check_key32(topic, "topic"))
 
     async def flush(self) -> None:
         """Wait until every joined topic finished its current round."""

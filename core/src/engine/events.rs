@@ -171,16 +171,18 @@ impl Engine {
         match result {
             QueryResult::StartProviding(res) => {
                 self.queries.remove(&id);
-                if let Err(e) = res {
-                    tracing::debug!("announce: {e:?}");
+                match res {
+                    Err(e) => tracing::debug!(?query, "announce: {e:?}"),
+                    Ok(_) => tracing::debug!(?query, "announced"),
                 }
                 self.state.announce_done(query, now);
             }
             QueryResult::GetProviders(res) => {
-                let providers = match res {
+                let providers: Vec<_> = match res {
                     Ok(GetProvidersOk::FoundProviders { providers, .. }) => providers.into_iter().collect(),
                     _ => Vec::new(),
                 };
+                tracing::debug!(?query, found = providers.len(), last = step.last, "lookup progressed");
                 self.state.providers_found(query, providers, step.last, now);
             }
             _ => {}

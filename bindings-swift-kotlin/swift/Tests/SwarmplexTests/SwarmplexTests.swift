@@ -119,6 +119,28 @@ final class SwarmplexTests: XCTestCase {
         }
     }
 
+    func testAClientThatJoinsAfterTheServerLeftDoesNotFindIt() async throws {
+        try await withPair { server, first in
+            _ = try await connectByTopic(server, first, "swift-left")
+            let topic = try topicFromName(name: "swift-left")
+            // leave returns once the announce is withdrawn from the DHT nodes that held it.
+            try await server.leave(topic: topic)
+            let second = try Swarm.local(bootstrap: bootstrap)
+            do {
+                _ = try second.join(topic: topic, options: JoinOptions(server: false, client: true))
+                try await second.flush()
+                let found = try await second.connections()
+                XCTAssertEqual(found.count, 0, "the second client found a server that left")
+                let kept = try await first.connections()
+                XCTAssertEqual(kept.count, 1, "leave keeps existing connections")
+            } catch {
+                try? await second.shutdown()
+                throw error
+            }
+            try await second.shutdown()
+        }
+    }
+
     func testJoinPeerConnectsToAPeerByItsPublicKey() async throws {
         try await withPair { a, b in
             _ = try await b.listen()

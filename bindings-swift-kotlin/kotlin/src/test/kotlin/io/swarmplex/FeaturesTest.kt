@@ -246,6 +246,19 @@ class FeaturesTest : TestnetFixture() {
     }
 
     @Test
+    fun `a client that joins after the server left does not find it`() = withSwarms(3) { (server, first, second) ->
+        val (cs, cf) = connectByTopic(server, first, "kotlin-left")
+        val topic = topicFromName("kotlin-left")
+        // leave returns once the announce is withdrawn from the DHT nodes that held it.
+        server.leave(topic)
+        second.join(topic, JoinOptions(server = false, client = true)).close()
+        second.flush()
+        assertEquals(0, second.connections().also { l -> l.forEach { it.close() } }.size, "the second client found a server that left")
+        assertEquals(1, first.connections().also { l -> l.forEach { it.close() } }.size, "leave keeps existing connections")
+        listOf(cs, cf).forEach { it.close() }
+    }
+
+    @Test
     fun `path and reachability on a local network`() = withSwarms(2) { (a, b) ->
         val (ca, cb) = connectByTopic(a, b, "kotlin-path")
         val path = ca.path()
