@@ -96,14 +96,37 @@ pub fn encode_answer(answer: &Answer) -> Vec<u8> {
     let mut out = vec![1];
     out.extend_from_slice(offer.key.as_bytes());
     out.push(offer.relayed as u8);
-    let addrs = &offer.addrs[..offer.addrs.len().min(MAX_ADDRS)];
+    encode_addrs(&mut out, &offer.addrs, MAX_ADDRS);
+    out
+}
+
+/// Appends at most `max` addresses: `n u8 | n × (len u16 BE | addr)`.
+pub(crate) fn encode_addrs(out: &mut Vec<u8>, addrs: &[Multiaddr], max: usize) {
+    let addrs = &addrs[..addrs.len().min(max)];
     out.push(addrs.len() as u8);
     for a in addrs {
         let bytes = a.to_vec();
         out.extend_from_slice(&(bytes.len() as u16).to_be_bytes());
         out.extend_from_slice(&bytes);
     }
-    out
+}
+
+/// Reads what [`encode_addrs`] wrote; more than `max` addresses is an error.
+pub(crate) async fn read_addrs<R: AsyncRead + Unpin>(r: &mut R, max: usize) -> io::Result<Vec<Multiaddr>> {
+    let mut n = [0u8; 1];
+    r.read_exact(&mut n).await?;
+    if n[0] as usize > max {
+        return Err(invalid(format!("{} addresses offered", n[0])));
+    }
+    let mut addrs = Vec::new();
+    for _ in 0..n[0] {
+        let mut len = [0u8; 2];
+        r.read_exact(&mut len).await?;
+        let mut bytes = vec![0u8; u16::from_be_bytes(len) as usize];
+        r.read_exact(&mut bytes).await?;
+        addrs.push(Multiaddr::try_from(bytes).map_err(|e| invalid(e.to_string()))?);
+    }
+    Ok(addrs)
 }
 
 /// The multiaddr for `transport` (`"tcp"`, `"quic"` or `"websocket"`) at `host` (an IPv4/IPv6 address or a DNS
@@ -154,20 +177,10 @@ pub async fn read_answer<R: AsyncRead + Unpin>(r: &mut R) -> io::Result<Answer> 
     let mut k = [0u8; 32];
     r.read_exact(&mut k).await?;
     let key = PublicKey::from_slice(&k).map_err(|e| invalid(e.to_string()))?;
-    let mut fixed = [0u8; 2];
-    r.read_exact(&mut fixed).await?;
-    if fixed[1] as usize > MAX_ADDRS {
-        return Err(invalid(format!("{} addresses offered", fixed[1])));
-    }
-    let mut addrs = Vec::new();
-    for _ in 0..fixed[1] {
-        let mut len = [0u8; 2];
-        r.read_exact(&mut len).await?;
-        let mut bytes = vec![0u8; u16::from_be_bytes(len) as usize];
-        r.read_exact(&mut bytes).await?;
-        addrs.push(Multiaddr::try_from(bytes).map_err(|e| invalid(e.to_string()))?);
-    }
-    Ok(Some(Offer { key, relayed: fixed[0] != 0, addrs }))
+    let mut relayed = [0u8; 1];
+    r.read_exact(&mut relayed).await?;
+    let addrs = read_addrs(r, MAX_ADDRS).await?;
+    Ok(Some(Offer { key, relayed: relayed[0] != 0, addrs }))
 }
 
 fn invalid(msg: String) -> io::Error {

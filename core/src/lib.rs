@@ -75,6 +75,7 @@ pub mod swarm;
 mod tasks;
 pub mod testnet;
 pub mod topic;
+pub mod topic_exchange;
 pub mod unannounce;
 pub mod wire;
 

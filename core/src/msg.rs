@@ -85,5 +85,9 @@ pub(crate) enum Report {
     ExchangeAnswer { via: PeerId, result: Result<exchange::Answer>, reply: ConnectReply },
     /// A peer-exchange request from `asker` was read: choose what to offer.
     ExchangeChoose { asker: PeerId, exclude: HashSet<PublicKey>, reply: oneshot::Sender<exchange::Answer> },
+    /// A topic-exchange request from `asker` was read: match its tags, choose the members.
+    TopicsAsked { asker: PeerId, tags: Vec<[u8; 32]>, reply: oneshot::Sender<Vec<crate::topic_exchange::Member>> },
+    /// A member answered our topic-exchange request.
+    TopicMembers { from: PeerId, members: Vec<(crate::topic::Topic, crate::topic_exchange::Member)> },
 }
 

@@ -27,6 +27,8 @@ pub enum Kind {
     Message = 4,
     /// A peer-exchange request and its answer (see `crate::exchange`).
     Exchange = 5,
+    /// A topic peer-exchange request and its answer (see `crate::topic_exchange`).
+    Topics = 6,
 }
 
 impl Kind {
@@ -38,6 +40,7 @@ impl Kind {
             3 => Kind::Shared,
             4 => Kind::Message,
             5 => Kind::Exchange,
+            6 => Kind::Topics,
             _ => return Err(invalid(format!("unknown stream kind {b}"))),
         })
     }

@@ -1,8 +1,9 @@
 //! Helpers shared by the network tests: a local testnet, swarms on loopback, bounded waits.
 #![allow(dead_code)]
 
+use std::collections::HashSet;
 use std::future::Future;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use swarmplex::{Connection, JoinOptions, Swarm, SwarmEvent, SwarmOptions, Testnet, Topic};
 
@@ -99,4 +100,22 @@ pub fn pattern(len: usize, seed: u64) -> Vec<u8> {
             x as u8
         })
         .collect()
+}
+
+/// Reads `s`'s events until it holds connections to `n` distinct peers or `limit` passed
+/// (asserting that no peer gets a second connection event); each connection comes with when
+/// it came, since `start`.
+pub async fn connections_until(s: &Swarm, n: usize, start: Instant, limit: Duration) -> Vec<(Connection, Duration)> {
+    let mut seen = HashSet::new();
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(limit, async {
+        while seen.len() < n {
+            if let SwarmEvent::Connection(c) = s.next_event().await.expect("swarm ended") {
+                assert!(seen.insert(c.remote_public_key()), "duplicate connection event");
+                out.push((c, start.elapsed()));
+            }
+        }
+    })
+    .await;
+    out
 }

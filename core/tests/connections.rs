@@ -2,7 +2,6 @@
 
 mod common;
 
-use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -82,17 +81,9 @@ async fn ten_peers_reach_a_full_mesh_without_duplicates() {
     let mut tasks = Vec::new();
     for s in swarms.clone() {
         tasks.push(tokio::spawn(async move {
-            let mut seen = HashSet::new();
-            let mut hashes = Vec::new();
-            within("9 connections", async {
-                while seen.len() < 9 {
-                    if let SwarmEvent::Connection(c) = s.next_event().await.unwrap() {
-                        assert!(seen.insert(c.remote_public_key()), "duplicate connection event");
-                        hashes.push((c.remote_public_key(), c.handshake_hash()));
-                    }
-                }
-            })
-            .await;
+            let conns = connections_until(&s, 9, std::time::Instant::now(), WAIT).await;
+            assert_eq!(conns.len(), 9, "timed out waiting for 9 connections");
+            let hashes: Vec<_> = conns.iter().map(|(c, _)| (c.remote_public_key(), c.handshake_hash())).collect();
             (s.public_key(), hashes)
         }));
     }

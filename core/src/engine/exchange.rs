@@ -21,19 +21,24 @@ use crate::tasks;
 pub(crate) const EXCHANGE_PER_MINUTE: u32 = 60;
 
 /// Requests served per peer in the current minute.
-#[derive(Default)]
 pub(super) struct Exchange {
+    per_minute: u32,
     served: HashMap<PeerId, (Instant, u32)>,
 }
 
 impl Exchange {
-    /// Counts a request from `pid`; `false` once it made [`EXCHANGE_PER_MINUTE`] this minute.
-    fn admit(&mut self, pid: PeerId, now: Instant) -> bool {
+    /// A limit of `per_minute` requests per peer.
+    pub(super) fn new(per_minute: u32) -> Self {
+        Exchange { per_minute, served: HashMap::new() }
+    }
+
+    /// Counts a request from `pid`; `false` once it made `per_minute` this minute.
+    pub(super) fn admit(&mut self, pid: PeerId, now: Instant) -> bool {
         let served = self.served.entry(pid).or_insert((now, 0));
         if now.duration_since(served.0) >= Duration::from_secs(60) {
             *served = (now, 0);
         }
-        if served.1 >= EXCHANGE_PER_MINUTE {
+        if served.1 >= self.per_minute {
             return false;
         }
         served.1 += 1;

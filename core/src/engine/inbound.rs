@@ -1,6 +1,7 @@
 //! Reports from tasks, and inbound substreams routed by their header's kind: Control → a
 //! handshake task, Socket → the session starts, Named/Shared → the session's streams,
-//! Exchange → a peer-exchange server task, Message → a message reader task.
+//! Exchange → a peer-exchange server task, Topics → a topic-exchange server task, Message → a
+//! message reader task.
 
 use std::time::Instant;
 
@@ -39,6 +40,8 @@ impl Engine {
             Report::SessionEnded { conn, session_id, reason } => self.state.session_ended(conn, session_id, reason, now),
             Report::ExchangeAnswer { via, result, reply } => self.on_exchange_answer(via, result, reply),
             Report::ExchangeChoose { asker, exclude, reply } => self.choose_offer(asker, &exclude, reply),
+            Report::TopicsAsked { asker, tags, reply } => self.answer_members(asker, tags, reply),
+            Report::TopicMembers { from, members } => self.on_members(from, members),
         }
     }
 
@@ -69,6 +72,11 @@ impl Engine {
             Kind::Exchange => {
                 if self.state.session_on(&pid, conn).is_some() {
                     self.serve_exchange(pid, key, stream);
+                }
+            }
+            Kind::Topics => {
+                if self.state.session_on(&pid, conn).is_some() {
+                    self.serve_members(pid, stream);
                 }
             }
             Kind::Message => {

@@ -8,7 +8,8 @@
 //! - `behaviour`: the composed libp2p behaviour and transport stack.
 //! - `events`: libp2p events → state inputs.
 //! - `inbound`: task reports and inbound substreams, routed by kind.
-//! - `listeners`, `relays`, `exchange`: the driver-side parts of those concerns.
+//! - `listeners`, `relays`, `exchange`, `members` (topic peer exchange): the driver-side parts
+//!   of those concerns.
 //! - `substreams`: our libp2p behaviour that opens streams on a chosen connection.
 //! - `withdraw`: withdrawing a left topic's announce from the DHT (`crate::unannounce`).
 
@@ -18,6 +19,7 @@ mod exchange;
 mod inbound;
 mod listeners;
 mod relays;
+mod members;
 pub(crate) mod substreams;
 mod withdraw;
 
@@ -152,7 +154,8 @@ pub(crate) fn spawn(opts: &SwarmOptions, key_pair: &KeyPair, runtime: &tokio::ru
         destroy_waiters: Vec::new(),
         listeners: listeners::Listeners::default(),
         relays: relays::Relays::new(opts.reserve_relays, bootstrap_peers.collect(), static_relays),
-        exchange: exchange::Exchange::default(),
+        exchange: exchange::Exchange::new(exchange::EXCHANGE_PER_MINUTE),
+        topic_asks: exchange::Exchange::new(members::TOPIC_ASKS_PER_MINUTE),
         withdrawals: withdraw::Withdrawals::default(),
     };
     runtime.spawn(engine.run());
@@ -194,6 +197,8 @@ pub(crate) struct Engine {
     listeners: listeners::Listeners,
     relays: relays::Relays,
     exchange: exchange::Exchange,
+    /// Rate limit of topic-exchange requests (`members`).
+    topic_asks: exchange::Exchange,
     withdrawals: withdraw::Withdrawals,
 }
 
@@ -313,6 +318,10 @@ impl Engine {
             Action::Lookup { topic, query } => {
                 let id = self.swarm.behaviour_mut().kad.get_providers(topic.dht_key());
                 self.queries.insert(id, query);
+                // Members we are connected to may know members this lookup cannot return.
+                if self.state.client_topics().contains(&topic) {
+                    self.ask_members(None, vec![topic]);
+                }
             }
             Action::FinishQuery(query) => {
                 let id = self.queries.iter().find(|(_, q)| **q == query).map(|(id, _)| *id);
@@ -348,7 +357,11 @@ impl Engine {
 
     fn on_notice(&mut self, notice: Notice<Connection>) {
         let event = match notice {
-            Notice::Connection(c) => SwarmEvent::Connection(c),
+            Notice::Connection(c) => {
+                let topics = self.state.client_topics();
+                self.ask_members(Some(c.remote_public_key().to_peer_id()), topics);
+                SwarmEvent::Connection(c)
+            }
             Notice::Disconnected { remote, reason } => SwarmEvent::Disconnected { remote, reason },
             Notice::Update { connecting, connections } => {
                 self.connecting.store(connecting, Ordering::Relaxed);

@@ -21,6 +21,7 @@ pub(crate) mod backoff;
 mod conns;
 pub(crate) mod dedup;
 mod discovery;
+mod members;
 mod peers;
 pub(crate) mod reach;
 pub(crate) mod round;

@@ -46,8 +46,10 @@ pub(super) struct Active<S> {
 /// Everything we know about one remote key.
 pub(super) struct Peer<H: Handles> {
     pub key: PublicKey,
-    /// Topics under which a lookup found it (client side).
+    /// Topics under which a lookup found it (client side), or a member told us it joined.
     pub topics: Vec<Topic>,
+    /// Topics it proved to us it joined (topic peer exchange, `members`).
+    pub proved: Vec<Topic>,
     /// Joined by key (`join_peer`): retried forever.
     pub explicit: bool,
     pub banned: bool,
@@ -179,6 +181,7 @@ impl<H: Handles> State<H> {
         self.peers.entry(key.to_peer_id()).or_insert_with(|| Peer {
             key,
             topics: Vec::new(),
+            proved: Vec::new(),
             explicit: false,
             banned: false,
             dialing: false,

@@ -19,6 +19,8 @@ use crate::keys::KeyPair;
 use crate::link::Handshake;
 use crate::options::JoinOptions;
 
+mod discovery;
+
 struct Fake;
 
 impl Handles for Fake {
@@ -460,26 +462,6 @@ fn an_explicit_peer_is_retried_forever() {
     // Back online: the next retry connects.
     net.offline.clear();
     net.advance(secs(15 * 60));
-    net.assert_paired(0, 1);
-}
-
-#[test]
-fn a_peer_joined_by_key_before_it_announced_is_found_by_lookup_without_a_backoff_step() {
-    let mut net = Net::new(2);
-    net.hidden.insert(1);
-    let k1 = net.nodes[1].key;
-    // No address for 1 yet: the dial cannot start, and that is no failure.
-    net.nodes[0].state.join_peer(k1, net.now);
-    net.advance(secs(2));
-    assert!(net.nodes[0].state.session(&net.pid(1)).is_none());
-    // 1 announces itself (`Swarm::listen`); 0's relookup at 3 s finds and dials it.
-    net.nodes[1].state.join(Topic::for_public_key(&k1), JoinOptions { server: true, client: false }, net.now);
-    net.advance(secs(2));
-    net.assert_paired(0, 1);
-    // 1 drops the session: 0 reconnects after the first backoff step (≈ 1 s), not a later one.
-    let conn = net.sessions(1)[0].conn;
-    net.nodes[1].state.close_session(conn, net.now);
-    net.advance(Duration::from_millis(1300));
     net.assert_paired(0, 1);
 }
 

@@ -9,6 +9,7 @@ pub(crate) mod control;
 pub(crate) mod exchange;
 pub(crate) mod handshake;
 pub(crate) mod inbound;
+pub(crate) mod topic_exchange;
 
 use std::sync::Arc;
 
