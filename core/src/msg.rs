@@ -86,7 +86,7 @@ pub(crate) enum Report {
     /// A peer-exchange request from `asker` was read: choose what to offer.
     ExchangeChoose { asker: PeerId, exclude: HashSet<PublicKey>, reply: oneshot::Sender<exchange::Answer> },
     /// A topic-exchange request from `asker` was read: match its tags, choose the members.
-    TopicsAsked { asker: PeerId, tags: Vec<[u8; 32]>, reply: oneshot::Sender<Vec<crate::topic_exchange::Member>> },
+    TopicsAsked { asker: PeerId, tags: Vec<crate::topic_exchange::Named>, reply: oneshot::Sender<Vec<crate::topic_exchange::Member>> },
     /// A member answered our topic-exchange request.
     TopicMembers { from: PeerId, members: Vec<(crate::topic::Topic, crate::topic_exchange::Member)> },
 }

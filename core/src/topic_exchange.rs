@@ -5,11 +5,13 @@
 //! The asker opens a substream of kind [`Kind::Topics`](crate::wire::Kind::Topics) on its session
 //! and names the topics it looks up, each by a per-session **tag**,
 //! `sha256("swarmplex/topic-tag/v1" ‖ handshake hash ‖ topic)`: only a peer that knows the topic
-//! can compute it, and a tag means nothing on another session. The answerer matches the tags
-//! against the topics it joined, answers for those only (the others stay secret), and remembers
-//! that the asker proved it joined them.
+//! can compute it, and a tag means nothing on another session; each tag says whether the asker
+//! is also a server of the topic. The answerer matches the tags against the topics it joined,
+//! answers for those only (the others stay secret), and remembers the asker as a member it may
+//! name to others only if it is a server there (clients of a topic do not dial other clients,
+//! as in Hyperswarm, where only servers announce).
 //!
-//! Request: `n u8 | n × tag[32]` (n ≤ [`MAX_TOPICS`]).
+//! Request: `n u8 | n × (tag[32] | server u8)` (n ≤ [`MAX_TOPICS`]).
 //! Answer: `m u8 | m × (index u8 | key[32] | addrs)` (m ≤ [`MAX_MEMBERS`]; `index` is the
 //! tag's place in the request; `addrs` as in [`crate::exchange`], at most [`MAX_ADDRS`]).
 
@@ -39,30 +41,36 @@ pub fn tag(handshake_hash: &[u8; 32], topic: &Topic) -> [u8; 32] {
     h.finalize().into()
 }
 
-/// Encodes a request naming `tags` (at most [`MAX_TOPICS`]).
-pub fn encode_request(tags: &[[u8; 32]]) -> Vec<u8> {
-    let tags = &tags[..tags.len().min(MAX_TOPICS)];
-    let mut out = vec![tags.len() as u8];
-    for t in tags {
-        out.extend_from_slice(t);
+/// A topic named in a request: its tag, and whether the asker is a server of it.
+pub type Named = ([u8; 32], bool);
+
+/// Encodes a request naming `topics` (at most [`MAX_TOPICS`]).
+pub fn encode_request(topics: &[Named]) -> Vec<u8> {
+    let topics = &topics[..topics.len().min(MAX_TOPICS)];
+    let mut out = vec![topics.len() as u8];
+    for (tag, server) in topics {
+        out.extend_from_slice(tag);
+        out.push(*server as u8);
     }
     out
 }
 
-/// Reads a request's tags.
-pub async fn read_request<R: AsyncRead + Unpin>(r: &mut R) -> io::Result<Vec<[u8; 32]>> {
+/// Reads a request's named topics.
+pub async fn read_request<R: AsyncRead + Unpin>(r: &mut R) -> io::Result<Vec<Named>> {
     let mut n = [0u8; 1];
     r.read_exact(&mut n).await?;
     if n[0] as usize > MAX_TOPICS {
         return Err(invalid(format!("{} topics named", n[0])));
     }
-    let mut tags = Vec::with_capacity(n[0] as usize);
+    let mut topics = Vec::with_capacity(n[0] as usize);
     for _ in 0..n[0] {
-        let mut t = [0u8; 32];
+        let mut t = [0u8; 33];
         r.read_exact(&mut t).await?;
-        tags.push(t);
+        let mut tag = [0u8; 32];
+        tag.copy_from_slice(&t[..32]);
+        topics.push((tag, t[32] != 0));
     }
-    Ok(tags)
+    Ok(topics)
 }
 
 /// One member in an answer.
@@ -128,7 +136,7 @@ mod tests {
 
     #[test]
     fn requests_and_answers_round_trip_and_bad_ones_fail() {
-        let tags = vec![[7u8; 32], [8u8; 32]];
+        let tags = vec![([7u8; 32], true), ([8u8; 32], false)];
         assert_eq!(block_on(read_request(&mut &encode_request(&tags)[..])).unwrap(), tags);
         let key = KeyPair::from_seed(&[3; 32]).unwrap().public_key();
         let addr: Multiaddr = "/ip4/127.0.0.1/udp/4000/quic-v1".parse().unwrap();

@@ -75,3 +75,29 @@ async fn topic_exchange_tells_nobody_about_a_topic_it_did_not_join() {
     assert_eq!(keys(b.connections().await.unwrap()), HashSet::from([a.public_key()]), "B met only A");
     assert_eq!(keys(a.connections().await.unwrap()), HashSet::from([b.public_key(), c.public_key()]));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_of_a_topic_are_not_told_about_each_other() {
+    // As in Hyperswarm, where only servers announce: three clients of one server stay one
+    // connection each, through the rounds that ask the server about the topic.
+    let net = testnet().await;
+    let t = topic("one-server-three-clients");
+    let server = swarm(&net).await;
+    within("announce", server.join(t, SERVER).unwrap().flushed()).await.unwrap();
+    let mut clients = Vec::new();
+    for _ in 0..3 {
+        let c = swarm(&net).await;
+        c.join(t, CLIENT).unwrap();
+        within("client flush", c.flush()).await.unwrap();
+        clients.push(c);
+    }
+    for c in &clients {
+        c.join(t, CLIENT).unwrap(); // another round: asks the server again
+        within("refresh", c.flush()).await.unwrap();
+    }
+    for c in &clients {
+        let conns = c.connections().await.unwrap();
+        assert_eq!(conns.iter().map(|x| x.remote_public_key()).collect::<Vec<_>>(), vec![server.public_key()]);
+    }
+    assert_eq!(server.connections().await.unwrap().len(), 3);
+}

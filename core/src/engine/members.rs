@@ -20,7 +20,7 @@ pub(crate) const TOPIC_ASKS_PER_MINUTE: u32 = 120;
 
 impl Engine {
     /// Asks our session with `only` (or every session) which members of `topics` it knows.
-    pub(super) fn ask_members(&mut self, only: Option<PeerId>, topics: Vec<Topic>) {
+    pub(super) fn ask_members(&mut self, only: Option<PeerId>, topics: Vec<(Topic, bool)>) {
         if topics.is_empty() {
             return;
         }
@@ -46,17 +46,20 @@ impl Engine {
     }
 
     /// `asker` named `tags`: the ones that match a topic we joined prove it joined that topic
-    /// too; answer with the members of those topics we know (and nothing about the others).
-    pub(super) fn answer_members(&mut self, asker: PeerId, tags: Vec<[u8; 32]>, reply: oneshot::Sender<Vec<Member>>) {
+    /// too (as a server, if it says so); answer with the servers of those topics we know (and
+    /// nothing about the others).
+    pub(super) fn answer_members(&mut self, asker: PeerId, tags: Vec<topic_exchange::Named>, reply: oneshot::Sender<Vec<Member>>) {
         let Some(hash) = self.state.session(&asker).map(|s| s.handshake_hash()) else {
             return drop(reply.send(Vec::new()));
         };
         let joined: Vec<Topic> = self.state.topics().into_iter().map(|(t, _)| t).collect();
         let mut proved = Vec::new();
         let mut members = Vec::new();
-        for (index, tag) in tags.iter().enumerate() {
+        for (index, (tag, serves)) in tags.iter().enumerate() {
             let Some(topic) = joined.iter().find(|t| topic_exchange::tag(&hash, t) == *tag) else { continue };
-            proved.push(*topic);
+            if *serves {
+                proved.push(*topic);
+            }
             for (pid, key) in self.state.topic_members(topic, &asker, MAX_MEMBERS - members.len()) {
                 let mut addrs = self.swarm.behaviour().substreams.addresses(&pid);
                 addrs.sort_by_key(is_relayed); // direct addresses first

@@ -319,8 +319,8 @@ impl Engine {
                 let id = self.swarm.behaviour_mut().kad.get_providers(topic.dht_key());
                 self.queries.insert(id, query);
                 // Members we are connected to may know members this lookup cannot return.
-                if self.state.client_topics().contains(&topic) {
-                    self.ask_members(None, vec![topic]);
+                if let Some(named) = self.state.client_topics().into_iter().find(|(t, _)| *t == topic) {
+                    self.ask_members(None, vec![named]);
                 }
             }
             Action::FinishQuery(query) => {

@@ -10,12 +10,13 @@ use crate::keys::PublicKey;
 use crate::topic::Topic;
 
 impl<H: Handles> State<H> {
-    /// The topics we look up as a client (not hidden `join_peer` lookups): what we ask about.
-    pub fn client_topics(&self) -> Vec<Topic> {
-        self.topics.iter().filter(|(_, t)| t.only.is_none() && t.opts.client).map(|(t, _)| *t).collect()
+    /// The topics we look up as a client (not hidden `join_peer` lookups), each with whether we
+    /// serve it too: what we ask about.
+    pub fn client_topics(&self) -> Vec<(Topic, bool)> {
+        self.topics.iter().filter(|(_, t)| t.only.is_none() && t.opts.client).map(|(t, s)| (*t, s.opts.server)).collect()
     }
 
-    /// `pid` proved it joined `topics` (it named them by their per-session tags).
+    /// `pid` proved it serves `topics` (it named them by their per-session tags).
     pub fn member_proved(&mut self, pid: PeerId, topics: &[Topic]) {
         let Some(p) = self.peers.get_mut(&pid) else { return };
         for t in topics {
@@ -25,8 +26,9 @@ impl<H: Handles> State<H> {
         }
     }
 
-    /// Up to `max` peers we hold a session with that are members of `topic` (a lookup found
-    /// them under it, or they proved it), other than `asker`.
+    /// Up to `max` peers we hold a session with that serve `topic` (a lookup found them under
+    /// it, or they proved it), other than `asker`. Clients only are not named: clients of a
+    /// topic do not dial each other.
     pub fn topic_members(&self, topic: &Topic, asker: &PeerId, max: usize) -> Vec<(PeerId, PublicKey)> {
         self.peers
             .iter()

@@ -14,17 +14,18 @@ use crate::topic::Topic;
 use crate::topic_exchange::{self, Member};
 use crate::wire::{Header, Kind};
 
-/// Asks `peer` (session on `conn`, whose handshake hash is `hash`) about `topics`; reports the
+/// Asks `peer` (session on `conn`, whose handshake hash is `hash`) about `topics` (each with
+/// whether we serve it); reports the
 /// members it names. Failures are only logged: the next round asks again.
 pub(crate) async fn ask(
     link: mpsc::UnboundedSender<LinkCmd>,
     report: mpsc::UnboundedSender<Report>,
     peer: PeerId,
     conn: ConnectionId,
-    topics: Vec<Topic>,
+    topics: Vec<(Topic, bool)>,
     hash: [u8; 32],
 ) {
-    let tags: Vec<[u8; 32]> = topics.iter().map(|t| topic_exchange::tag(&hash, t)).collect();
+    let tags: Vec<topic_exchange::Named> = topics.iter().map(|(t, server)| (topic_exchange::tag(&hash, t), *server)).collect();
     let run = async {
         let mut raw = open_raw(&link, peer, conn, Header::new(Kind::Topics, "")).await?;
         let io = |e: std::io::Error| Error::Reset(format!("topic exchange: {e}"));
@@ -34,7 +35,7 @@ pub(crate) async fn ask(
     };
     match tokio::time::timeout(STEP_TIMEOUT, run).await {
         Ok(Ok(members)) if !members.is_empty() => {
-            let members = members.into_iter().map(|m| (topics[m.index as usize], m)).collect();
+            let members = members.into_iter().map(|m| (topics[m.index as usize].0, m)).collect();
             let _ = report.send(Report::TopicMembers { from: peer, members });
         }
         Ok(Ok(_)) => {}
