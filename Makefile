@@ -8,7 +8,7 @@ export CARGO_TARGET_DIR ?= $(HOME)/.cache/swarmplex-target
 NETNS := scripts/netns-run
 BIN := $(CARGO_TARGET_DIR)/$(CARGO_BUILD_TARGET)/debug
 
-.PHONY: build demo test test-parity test-rust test-node test-hyperswarm test-python test-kotlin test-swift test-cross bench bench-nat
+.PHONY: build demo test test-parity test-rust test-node test-hyperswarm test-python test-kotlin test-swift test-cross bench bench-nat bench-scale
 build:
 	cargo build -p swarmplex -p swarmplex-cli -p swarmplex-examples
 
@@ -64,3 +64,8 @@ bench:
 bench-nat:
 	cargo build --release -p swarmplex-cli
 	python3 scripts/nat-bench.py $(RUNS) $(MIB)
+
+# Busy topics: N swarms join one topic at once, swarmplex and Hyperswarm in the same run (Node,
+# release addon; bindings-node/bench/scale.js). Arguments: SIZES (default 20,50,100).
+bench-scale:
+	cd bindings-node && npm run build:release && node bench/scale.js --sizes $(or $(SIZES),20,50,100)

@@ -21,21 +21,21 @@ class PeerDiscovery {
     if (this.destroyed) throw new Error('PeerDiscovery is destroyed')
     const s = new PeerDiscoverySession(this, server, client)
     this._sessions.push(s)
-    this._apply(false)
+    this._apply(true)
     return s
   }
 
-  // Joins with the union of the sessions' roles. `refresh` starts a new round even when the
-  // roles did not change (a join whose roles changed starts one anyway).
-  _apply (refresh) {
+  // Joins with the union of the sessions' roles. `round`: start a new round even when the roles
+  // did not change (a new session, a refresh); otherwise only a change of roles does.
+  _apply (round) {
     const server = this._sessions.some((s) => s.isServer)
     const client = this._sessions.some((s) => s.isClient)
     const changed = server !== this.isServer || client !== this.isClient
     this.isServer = server
     this.isClient = client
     if (!server && !client) return // sessions with neither role (Hyperswarm allows them) join nothing
-    if (changed || !refresh) call(() => this.swarm._native.join(this.topic, server, client))
-    else call(() => this.swarm._native.refresh(this.topic, server, client))
+    if (changed) call(() => this.swarm._native.join(this.topic, server, client))
+    else if (round) call(() => this.swarm._native.refresh(this.topic, server, client))
   }
 
   // Resolves when this topic's announce/lookup round is done and every peer it found was
@@ -58,9 +58,9 @@ class PeerDiscovery {
 
   // After a session changed or left: when no session is a server any more, the announce is
   // withdrawn (the promise waits for it) before the topic is joined as a client only.
-  async _update (refresh) {
+  async _update (round) {
     const server = this._sessions.some((s) => s.isServer)
-    if (!this.isServer || server) return this._apply(refresh)
+    if (!this.isServer || server) return this._apply(round)
     this.isServer = false
     await this._leave()
     if (this.destroyed || this.swarm.destroyed) return

@@ -284,6 +284,15 @@ async fn after_the_server_leaves_a_new_client_does_not_find_it() {
     third.join(t, CLIENT).unwrap();
     within("third flush", third.flush()).await.unwrap();
     assert_eq!(third.connections().await.unwrap().len(), 1, "the third client found the server again");
+    // Leaving while the announce is still in flight: the withdrawal waits for it, so the record
+    // it stores is withdrawn too.
+    let t2 = topic("left-at-once");
+    server.join(t2, SERVER).unwrap();
+    within("leave at once", server.leave(t2)).await.unwrap();
+    let fourth = swarm(&net).await;
+    fourth.join(t2, CLIENT).unwrap();
+    within("fourth flush", fourth.flush()).await.unwrap();
+    assert!(fourth.connections().await.unwrap().is_empty(), "the fourth client found a server that left");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -158,6 +158,9 @@ impl Engine {
 
     fn on_kad(&mut self, event: kad::Event, now: Instant) {
         let kad::Event::OutboundQueryProgressed { id, result, step, .. } = event else { return };
+        if let QueryResult::StartProviding(_) = &result {
+            self.announce_finished(&id);
+        }
         if self.withdrawals.owns_query(&id) {
             if let QueryResult::GetClosestPeers(r) = result {
                 self.on_withdraw_query(id, r, step.last);

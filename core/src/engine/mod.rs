@@ -305,6 +305,7 @@ impl Engine {
             Action::Announce { topic, query } => match self.swarm.behaviour_mut().kad.start_providing(topic.dht_key()) {
                 Ok(id) => {
                     self.queries.insert(id, query);
+                    self.announcing(id, topic);
                 }
                 Err(e) => {
                     tracing::warn!(?topic, "announce failed: {e}");

@@ -1,7 +1,8 @@
 //! Withdrawing announces, driver side (see [`crate::unannounce`]): when the state stops
 //! announcing a topic, find the DHT nodes closest to its key and ask each to drop our record;
 //! `leave` callers wait until every node answered or failed. DHT servers answer such requests
-//! for the peer that asks.
+//! for the peer that asks. An announce still in flight would store the record again after the
+//! withdrawal, so a withdrawal starts once the topic's announces in flight have finished.
 
 use std::collections::HashMap;
 
@@ -20,6 +21,8 @@ pub(super) struct Withdrawals {
     queries: HashMap<QueryId, Topic>,
     /// Each unannounce request sent, by the topic it withdraws.
     requests: HashMap<OutboundRequestId, Topic>,
+    /// Announce queries in flight, by topic.
+    announcing: HashMap<QueryId, Topic>,
     /// Per topic: queries and requests still open, and the `leave` callers waiting.
     pending: HashMap<Topic, Pending>,
 }
@@ -27,6 +30,8 @@ pub(super) struct Withdrawals {
 #[derive(Default)]
 struct Pending {
     open: usize,
+    /// The closest-peers query waits for announces in flight to finish.
+    deferred: bool,
     waiters: Vec<oneshot::Sender<()>>,
 }
 
@@ -49,14 +54,40 @@ impl Withdrawals {
 }
 
 impl Engine {
-    /// Stops announcing `topic` here and starts withdrawing its record from the DHT.
+    /// Stops announcing `topic` here and starts withdrawing its record from the DHT (once its
+    /// announces in flight finished).
     pub(super) fn withdraw(&mut self, topic: Topic) {
-        let key = topic.dht_key();
-        let kad = &mut self.swarm.behaviour_mut().kad;
-        kad.stop_providing(&key);
-        let id = kad.get_closest_peers(key.to_vec());
+        self.swarm.behaviour_mut().kad.stop_providing(&topic.dht_key());
+        let in_flight = self.withdrawals.announcing.values().any(|t| *t == topic);
+        let p = self.withdrawals.pending.entry(topic).or_default();
+        p.open += 1;
+        if in_flight {
+            p.deferred = true;
+        } else {
+            self.find_holders(topic);
+        }
+    }
+
+    fn find_holders(&mut self, topic: Topic) {
+        let id = self.swarm.behaviour_mut().kad.get_closest_peers(topic.dht_key().to_vec());
         self.withdrawals.queries.insert(id, topic);
-        self.withdrawals.pending.entry(topic).or_default().open += 1;
+    }
+
+    /// An announce query of `topic` started.
+    pub(super) fn announcing(&mut self, id: QueryId, topic: Topic) {
+        self.withdrawals.announcing.insert(id, topic);
+    }
+
+    /// An announce query finished: a withdrawal that waited for it goes on.
+    pub(super) fn announce_finished(&mut self, id: &QueryId) {
+        let Some(topic) = self.withdrawals.announcing.remove(id) else { return };
+        if self.withdrawals.announcing.values().any(|t| *t == topic) {
+            return;
+        }
+        if let Some(p) = self.withdrawals.pending.get_mut(&topic).filter(|p| p.deferred) {
+            p.deferred = false;
+            self.find_holders(topic);
+        }
     }
 
     /// Answers `reply` once `topic`'s withdrawal (if one runs) is over.
