@@ -4,23 +4,13 @@
 // Re-execs itself under ../scripts/netns-run (a loopback-only network namespace) unless
 // SWARMPLEX_IN_NETNS is set. Build the addon in release first: `npm run build:release`.
 'use strict'
-const path = require('path')
-const { spawnSync } = require('child_process')
 const crypto = require('crypto')
 
-if (process.env.SWARMPLEX_IN_NETNS !== '1') {
-  const netns = path.join(__dirname, '..', '..', 'scripts', 'netns-run')
-  const r = spawnSync(netns, [process.execPath, __filename, ...process.argv.slice(2)], { stdio: 'inherit' })
-  process.exit(r.status === null ? 1 : r.status)
-}
-
-function arg (name, dflt) {
-  const i = process.argv.indexOf('--' + name)
-  return i === -1 ? dflt : Number(process.argv[i + 1])
-}
-const MIB = arg('mib', 256)
-const TRIALS = arg('trials', 9)
-const RTTS = arg('rtts', 2000)
+const { enterNetns, arg } = require('./netns')
+enterNetns(__filename)
+const MIB = Number(arg('mib', 256))
+const TRIALS = Number(arg('trials', 9))
+const RTTS = Number(arg('rtts', 2000))
 const CHUNK = 64 * 1024
 
 const impls = {

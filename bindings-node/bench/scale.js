@@ -9,20 +9,11 @@
 // Re-execs itself under ../scripts/netns-run unless SWARMPLEX_IN_NETNS is set. Build the addon
 // in release first: `npm run build:release`. `make bench-scale` does both.
 'use strict'
-const path = require('path')
 const crypto = require('crypto')
-const { spawn, spawnSync } = require('child_process')
+const { spawn } = require('child_process')
 
-if (process.env.SWARMPLEX_IN_NETNS !== '1') {
-  const netns = path.join(__dirname, '..', '..', 'scripts', 'netns-run')
-  const r = spawnSync(netns, [process.execPath, __filename, ...process.argv.slice(2)], { stdio: 'inherit' })
-  process.exit(r.status === null ? 1 : r.status)
-}
-
-function arg (name, dflt) {
-  const i = process.argv.indexOf('--' + name)
-  return i === -1 ? dflt : process.argv[i + 1]
-}
+const { enterNetns, arg } = require('./netns')
+enterNetns(__filename)
 
 const IMPLS = {
   swarmplex: {
