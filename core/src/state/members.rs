@@ -4,6 +4,7 @@
 //! driver runs it): here is who counts as a member of a topic, and what to do with members heard.
 
 use libp2p::PeerId;
+use rand::seq::SliceRandom;
 
 use super::{Handles, State};
 use crate::keys::PublicKey;
@@ -29,14 +30,19 @@ impl<H: Handles> State<H> {
     /// Up to `max` peers we hold a session with that serve `topic` (a lookup found them under
     /// it, or they proved it), other than `asker`. Clients only are not named: clients of a
     /// topic do not dial each other.
-    pub fn topic_members(&self, topic: &Topic, asker: &PeerId, max: usize) -> Vec<(PeerId, PublicKey)> {
-        self.peers
+    /// A random choice when there are more: askers then learn different members.
+    pub fn topic_members(&mut self, topic: &Topic, asker: &PeerId, max: usize) -> Vec<(PeerId, PublicKey)> {
+        let mut all: Vec<(PeerId, PublicKey)> = self
+            .peers
             .iter()
             .filter(|(id, p)| *id != asker && p.session.is_some() && !p.banned)
             .filter(|(_, p)| p.topics.contains(topic) || p.proved.contains(topic))
             .map(|(id, p)| (*id, p.key))
-            .take(max)
-            .collect()
+            .collect();
+        all.sort_by_key(|(id, _)| *id); // HashMap order would make the choice depend on it
+        all.shuffle(&mut self.rng);
+        all.truncate(max);
+        all
     }
 
     /// A member of `topic` told us about these members: dial them as if a lookup found them
