@@ -74,10 +74,30 @@ expect_output() {
 # glibc_floor FILE: its newest GLIBC_x.y symbol version is at most $GLIBC_FLOOR.
 glibc_floor() {
     local v
-    v=$(objdump -T "$1" | grep -o 'GLIBC_[0-9.]*' | sort -V | tail -1) || return 1
+    # readelf reads every architecture's ELF (objdump -T only the host's): the same symbol versions.
+    v=$(readelf -W --dyn-syms "$1" | grep -o 'GLIBC_[0-9.]*' | sort -V | tail -1) || return 1
     echo "$1: $v"
     [ -n "$v" ] || return 1
     [ "$(printf '%s\n%s\n' "${v#GLIBC_}" "$GLIBC_FLOOR" | sort -V | tail -1)" = "$GLIBC_FLOOR" ]
+}
+
+# elf_is FILE PLATFORM: a shared object for that CPU, needing that libc's loader/library.
+elf_is() {
+    local h d machine libc
+    h=$(readelf -h "$1") && d=$(readelf -d "$1") || return 1
+    machine=$(sed -n 's/^ *Machine: *//p' <<<"$h")
+    libc=$(grep -o 'Shared library: \[[^]]*\]' <<<"$d" | grep -E 'libc\.|musl' | paste -sd' ')
+    echo "$machine; $libc"
+    grep -q 'DYN (Shared object file)' <<<"$h" || return 1
+    case "$2" in
+        *-x64-*) [ "$machine" = "Advanced Micro Devices X86-64" ] ;;
+        *-arm64-*) [ "$machine" = AArch64 ] ;;
+        *) false ;;
+    esac || return 1
+    case "$2" in
+        *-gnu) grep -q 'libc.so.6' <<<"$libc" ;;
+        *-musl) grep -qF '[libc.so]' <<<"$libc" ;;
+    esac
 }
 
 readme_example node >"$WORK/example.js"
@@ -119,6 +139,7 @@ node_platform_contents() {
 for tgz in "$DIST"/swarmplex-linux-*-"$VERSION".tgz; do
     plat=$(basename "$tgz" "-$VERSION.tgz"); plat=${plat#swarmplex-}
     check "$plat tarball: package.json, README, swarmplex.$plat.node" node_platform_contents "$tgz" "$plat"
+    check "$plat addon: an ELF shared object for $plat" elf_is "$WORK/plat-$plat/package/swarmplex.$plat.node" "$plat"
     # Only glibc builds have a glibc floor.
     case "$plat" in *-gnu) check "$plat addon: glibc floor <= $GLIBC_FLOOR" glibc_floor "$WORK/plat-$plat/package/swarmplex.$plat.node" ;; esac
 done
@@ -149,11 +170,25 @@ log "Python"
 WHEEL="$DIST/swarmplex-$VERSION-cp39-abi3-manylinux_${GLIBC_FLOOR/./_}_x86_64.whl"
 TOOLS="$ROOT/build/dist-tools/bin"
 check "wheel $(basename "$WHEEL") exists" test -f "$WHEEL"
-check "auditwheel: consistent with manylinux_${GLIBC_FLOOR/./_}_x86_64" \
-    sh -c "'$TOOLS/auditwheel' show '$WHEEL' | tr -s ' \n' ' ' | tee /dev/stderr | grep -q 'consistent with the following platform tag: \"manylinux_${GLIBC_FLOOR/./_}_x86_64\"'"
-mkdir -p "$WORK/wheel"
-(cd "$WORK/wheel" && python3 -m zipfile -e "$WHEEL" .) || true
-check "wheel extension: glibc floor <= $GLIBC_FLOOR" glibc_floor "$WORK"/wheel/swarmplex/_native.abi3.so
+# Every wheel (make dist-all adds musllinux_1_2_x86_64 and manylinux_2_28_aarch64): auditwheel
+# agrees with the platform tag in its name, and its extension is built for that platform.
+for whl in "$DIST"/swarmplex-"$VERSION"-cp39-abi3-*.whl; do
+    tag=$(basename "$whl" .whl); tag=${tag##*-cp39-abi3-}
+    # (auditwheel judges musllinux wheels only on a musl host: see scripts/dist.sh.)
+    case "$tag" in manylinux_*)
+        check "auditwheel: $(basename "$whl") consistent with $tag" \
+            sh -c "'$TOOLS/auditwheel' show '$whl' | tr -s ' \n' ' ' | tee /dev/stderr | grep -q 'consistent with the following platform tag: \"$tag\"'" ;;
+    esac
+    mkdir -p "$WORK/wheel-$tag"
+    (cd "$WORK/wheel-$tag" && python3 -m zipfile -e "$whl" .) || true
+    case "$tag" in
+        musllinux_*_x86_64) plat=linux-x64-musl ;; manylinux_*_x86_64) plat=linux-x64-gnu ;; *_aarch64) plat=linux-arm64-gnu ;; *) plat=unknown ;;
+    esac
+    check "wheel $tag: extension is an ELF shared object for $plat" elf_is "$WORK/wheel-$tag/swarmplex/_native.abi3.so" "$plat"
+    case "$tag" in manylinux_*)
+        check "wheel $tag: glibc floor <= $GLIBC_FLOOR" glibc_floor "$WORK/wheel-$tag/swarmplex/_native.abi3.so" ;;
+    esac
+done
 SDIST="$DIST/swarmplex-$VERSION.tar.gz"
 check "sdist holds the workspace (Cargo.lock, core/, bindings-python/)" sh -c "tar tzf '$SDIST' | tee '$WORK/sdist.txt' >/dev/null &&
     grep -q '^swarmplex-$VERSION/Cargo.lock\$' '$WORK/sdist.txt' && grep -q '^swarmplex-$VERSION/core/src/lib.rs\$' '$WORK/sdist.txt' &&
@@ -192,7 +227,10 @@ check "jar holds linux-x86-64/libswarmplex_uniffi.so" sh -c "unzip -l '$JAR' | g
 mkdir -p "$WORK/jar"
 (cd "$WORK/jar" && unzip -q "$JAR" 'linux-*/*')
 for so in "$WORK"/jar/linux-*/*.so; do
-    check "jar library $(basename "$(dirname "$so")"): glibc floor <= $GLIBC_FLOOR" glibc_floor "$so"
+    prefix=$(basename "$(dirname "$so")")
+    case "$prefix" in linux-x86-64) plat=linux-x64-gnu ;; linux-aarch64) plat=linux-arm64-gnu ;; *) plat=unknown ;; esac
+    check "jar library $prefix: an ELF shared object for $plat" elf_is "$so" "$plat"
+    check "jar library $prefix: glibc floor <= $GLIBC_FLOOR" glibc_floor "$so"
 done
 APP="$WORK/jvm-app"
 mkdir -p "$APP/src/main/kotlin"
