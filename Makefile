@@ -18,7 +18,7 @@ demo: build
 
 # Every test, inside a loopback-only network namespace (each language's script enters it after
 # its installs, which need the package registries).
-test: test-parity test-rust test-node test-hyperswarm test-python test-kotlin test-swift test-cross
+test: test-parity test-rust test-node test-hyperswarm test-python test-kotlin test-swift test-cross test-dist
 
 # docs/PARITY.md names a test for every API in every language: each named test must exist.
 test-parity:

@@ -136,7 +136,8 @@ host_lib="$STAGE/jvm/$(jna_prefix "$HOST")/libswarmplex_uniffi.so"
 "$CARGO_TARGET_DIR/$HOST/debug/uniffi-bindgen" generate "$host_lib" \
     --language kotlin --out-dir "$KOTLIN/src/generated/kotlin" --no-format
 strip --strip-all "$host_lib"
-(cd "$KOTLIN" && mvn -q -B package -Dmaven.test.skip=true "-Dswarmplex.native.dir=$STAGE/jvm")
+# clean: target/classes keeps resources from earlier runs (another target set's libraries).
+(cd "$KOTLIN" && mvn -q -B clean package -Dmaven.test.skip=true "-Dswarmplex.native.dir=$STAGE/jvm")
 cp "$KOTLIN/target/swarmplex-kotlin-$VERSION.jar" "$DIST/"
 # A Maven repository (file layout) with the jar and its pom: what a consumer's <repository> names.
 (cd "$KOTLIN" && mvn -q -B deploy:deploy-file -Dfile="$DIST/swarmplex-kotlin-$VERSION.jar" \

@@ -226,6 +226,16 @@ JAR="$DIST/swarmplex-kotlin-$VERSION.jar"
 check "jar holds linux-x86-64/libswarmplex_uniffi.so" sh -c "unzip -l '$JAR' | grep -q ' linux-x86-64/libswarmplex_uniffi.so\$'"
 mkdir -p "$WORK/jar"
 (cd "$WORK/jar" && unzip -q "$JAR" 'linux-*/*')
+# The jar's libraries are those of this dist's glibc targets (as its npm platform packages), no more.
+jar_matches_targets() {
+    local want have
+    want=$(for t in "$DIST"/swarmplex-linux-*-gnu-"$VERSION".tgz; do
+        case "$t" in *-x64-gnu-*) echo linux-x86-64 ;; *-arm64-gnu-*) echo linux-aarch64 ;; esac; done | sort | paste -sd' ')
+    have=$(unzip -Z1 "$JAR" | grep '^linux-.*\.so$' | cut -d/ -f1 | sort | paste -sd' ')
+    echo "jar: $have; npm gnu packages: $want"
+    [ -n "$have" ] && [ "$have" = "$want" ]
+}
+check "jar: one library per built glibc target" jar_matches_targets
 for so in "$WORK"/jar/linux-*/*.so; do
     prefix=$(basename "$(dirname "$so")")
     case "$prefix" in linux-x86-64) plat=linux-x64-gnu ;; linux-aarch64) plat=linux-arm64-gnu ;; *) plat=unknown ;; esac
