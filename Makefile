@@ -8,7 +8,7 @@ export CARGO_TARGET_DIR ?= $(HOME)/.cache/swarmplex-target
 NETNS := scripts/netns-run
 BIN := $(CARGO_TARGET_DIR)/$(CARGO_BUILD_TARGET)/debug
 
-.PHONY: build demo test test-parity test-rust test-node test-hyperswarm test-python test-kotlin test-swift test-cross bench bench-nat bench-scale
+.PHONY: build demo test test-parity test-rust test-node test-hyperswarm test-python test-kotlin test-swift test-cross bench bench-nat bench-scale dist dist-all test-dist test-dist-all
 build:
 	cargo build -p swarmplex -p swarmplex-cli -p swarmplex-examples
 
@@ -18,7 +18,7 @@ demo: build
 
 # Every test, inside a loopback-only network namespace (each language's script enters it after
 # its installs, which need the package registries).
-test: test-parity test-rust test-node test-hyperswarm test-python test-kotlin test-swift test-cross
+test: test-parity test-rust test-node test-hyperswarm test-python test-kotlin test-swift test-cross test-dist
 
 # docs/PARITY.md names a test for every API in every language: each named test must exist.
 test-parity:
@@ -54,6 +54,24 @@ test-swift:
 test-cross: build
 	$(NETNS) bindings-python/.venv/bin/python examples/cross_language/run.py
 	$(NETNS) bindings-python/.venv/bin/python examples/cross_language/peersockets.py
+
+# Installable packages, prebuilt so that users need no Rust (scripts/dist.sh): in dist/, the npm
+# root package and platform package(s), the abi3 wheel(s) and the sdist, the jar and a Maven
+# repository holding it (dist/maven). Linked with zig against glibc 2.28. `make dist-all` adds
+# Linux x64 musl and Linux arm64 (built and checked here, not run: no musl Node or arm64 machine).
+DIST_TARGETS ?= x86_64-unknown-linux-gnu
+DIST_ALL_TARGETS := x86_64-unknown-linux-gnu x86_64-unknown-linux-musl aarch64-unknown-linux-gnu
+dist:
+	bash scripts/dist.sh $(DIST_TARGETS)
+dist-all: DIST_TARGETS = $(DIST_ALL_TARGETS)
+dist-all: dist
+
+# The packages as a user gets them: fresh folders, no cargo on PATH, npm install / pip install /
+# a Maven project, the README's examples (in netns-run), and a Debian bullseye chroot (glibc 2.31).
+test-dist: dist
+	bash scripts/test-dist.sh
+test-dist-all: DIST_TARGETS = $(DIST_ALL_TARGETS)
+test-dist-all: test-dist
 
 bench:
 	cargo build --release -p swarmplex-cli

@@ -23,7 +23,7 @@ install_deps() {
     return
   fi
   echo "== npm install (bindings-node)"
-  # The package's own install script builds the addon when it is missing.
+  # Dev dependencies only (the package has no install script); the addon is built next.
   if ! npm ci --no-audit --no-fund; then
     echo "test.sh: npm ci refused the lock file; falling back to npm install --no-save" >&2
     npm install --no-save --no-audit --no-fund

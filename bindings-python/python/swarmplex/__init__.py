@@ -29,7 +29,20 @@ from __future__ import annotations
 
 import atexit as _atexit
 
-from . import _native
+try:
+    from . import _native
+except ImportError as _err:  # a source tree or a copied package without the compiled extension
+    import platform as _platform
+    import sys as _sys
+
+    raise ImportError(
+        "swarmplex: the compiled extension swarmplex._native is missing or failed to load "
+        f"({_err}). Wheels exist for CPython >= 3.9 on Linux x86_64 (manylinux_2_28, glibc >= 2.28)"
+        f"; this is {_platform.python_implementation()} {_sys.version.split()[0]} on "
+        f"{_sys.platform} {_platform.machine()}. Install a wheel (pip install swarmplex), or build "
+        "from source with Rust (pip install swarmplex --no-binary swarmplex, or maturin develop "
+        "in bindings-python/)."
+    ) from _err
 from ._errors import (
     ClosedError,
     ConnectError,
