@@ -52,7 +52,8 @@
 //! # Shutdown
 //! [`Swarm::destroy`] stops announcing, tells every connected peer goodbye on the session's
 //! control stream (so remotes see the close at once, not after a timeout), waits up to 500 ms for
-//! those goodbyes, then drops the libp2p swarm, which closes every transport connection. Pending
+//! those goodbyes and up to 2 s for its announces to be withdrawn from the DHT (see
+//! [`unannounce`]), then drops the libp2p swarm, which closes every transport connection. Pending
 //! reads and writes on its streams fail with [`ErrorKind::Closed`]. Dropping the last [`Swarm`]
 //! clone does the same without waiting.
 

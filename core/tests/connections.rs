@@ -296,6 +296,26 @@ async fn after_the_server_leaves_a_new_client_does_not_find_it() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_destroyed_server_is_not_found_by_clients_that_join_later() {
+    // destroy withdraws the announces (as Hyperswarm's does): a client that joins afterwards
+    // finds no record, so it never even dials the dead peer.
+    let net = testnet().await;
+    let t = topic("destroyed");
+    let server = swarm(&net).await;
+    within("announce", server.join(t, SERVER).unwrap().flushed()).await.unwrap();
+    within("destroy", server.destroy()).await;
+    let client = swarm(&net).await;
+    client.join(t, CLIENT).unwrap();
+    within("flush", client.flush()).await.unwrap();
+    let dialed: Vec<_> = drain_for(&client, Duration::from_millis(100))
+        .await
+        .into_iter()
+        .filter(|e| matches!(e, SwarmEvent::Update { connecting, .. } if *connecting > 0))
+        .collect();
+    assert!(dialed.is_empty(), "the client dialed a destroyed server: {dialed:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ban_closes_and_refuses() {
     let net = testnet().await;
     let (server, client, cs, _cc) = pair(&net, "ban").await;

@@ -157,6 +157,7 @@ pub(crate) fn spawn(opts: &SwarmOptions, key_pair: &KeyPair, runtime: &tokio::ru
         exchange: exchange::Exchange::new(exchange::EXCHANGE_PER_MINUTE),
         topic_asks: exchange::Exchange::new(members::TOPIC_ASKS_PER_MINUTE),
         withdrawals: withdraw::Withdrawals::default(),
+        withdraw_until: None,
     };
     runtime.spawn(engine.run());
     Ok(Spawned { cmd: cmd_tx, events: events_rx, message_topics, connecting })
@@ -200,6 +201,8 @@ pub(crate) struct Engine {
     /// Rate limit of topic-exchange requests (`members`).
     topic_asks: exchange::Exchange,
     withdrawals: withdraw::Withdrawals,
+    /// Set by `destroy`: the latest the loop waits for withdrawals.
+    withdraw_until: Option<Instant>,
 }
 
 impl Engine {
@@ -207,10 +210,11 @@ impl Engine {
     async fn run(mut self) {
         loop {
             self.execute_actions();
-            if self.state.is_destroyed() {
+            if self.is_done() {
                 break;
             }
-            let deadline = [self.state.next_deadline(), self.relays.next_deadline()].into_iter().flatten().min();
+            let deadline =
+                [self.state.next_deadline(), self.relays.next_deadline(), self.withdraw_until].into_iter().flatten().min();
             let sleep = async {
                 match deadline {
                     Some(at) => tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await,
@@ -312,9 +316,6 @@ impl Engine {
                     self.state.announce_failed(query);
                 }
             },
-            Action::StopAnnouncing(topic) if self.state.is_destroying() => {
-                self.swarm.behaviour_mut().kad.stop_providing(&topic.dht_key());
-            }
             Action::StopAnnouncing(topic) => self.withdraw(topic),
             Action::Lookup { topic, query } => {
                 let id = self.swarm.behaviour_mut().kad.get_providers(topic.dht_key());
@@ -454,7 +455,17 @@ impl Engine {
 
     fn begin_destroy(&mut self, reply: Option<oneshot::Sender<()>>) {
         self.destroy_waiters.extend(reply);
+        if !self.state.is_destroying() {
+            self.withdraw_until = Some(Instant::now() + withdraw::WITHDRAW_ON_DESTROY);
+        }
         self.state.begin_destroy(Instant::now());
+    }
+
+    /// The loop ends once the state is done and our announces are withdrawn (or
+    /// [`withdraw::WITHDRAW_ON_DESTROY`] passed), as Hyperswarm unannounces on destroy.
+    fn is_done(&self) -> bool {
+        self.state.is_destroyed()
+            && (self.withdrawals.is_idle() || self.withdraw_until.is_some_and(|t| Instant::now() >= t))
     }
 
 }

@@ -5,6 +5,7 @@
 //! withdrawal, so a withdrawal starts once the topic's announces in flight have finished.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use libp2p::kad::{self, QueryId, RecordKey};
 use libp2p::request_response::{self, OutboundRequestId};
@@ -13,6 +14,9 @@ use tokio::sync::oneshot;
 
 use super::Engine;
 use crate::topic::Topic;
+
+/// How long `destroy` waits at most for its announces to be withdrawn.
+pub(crate) const WITHDRAW_ON_DESTROY: Duration = Duration::from_secs(2);
 
 /// Withdrawals in flight.
 #[derive(Default)]
@@ -36,6 +40,11 @@ struct Pending {
 }
 
 impl Withdrawals {
+    /// No withdrawal is in flight.
+    pub(super) fn is_idle(&self) -> bool {
+        self.pending.is_empty()
+    }
+
     /// Whether `id` is one of our closest-peers queries.
     pub(super) fn owns_query(&self, id: &QueryId) -> bool {
         self.queries.contains_key(id)
