@@ -111,15 +111,21 @@ pub(crate) fn encode_addrs(out: &mut Vec<u8>, addrs: &[Multiaddr], max: usize) {
     }
 }
 
-/// Reads what [`encode_addrs`] wrote; more than `max` addresses is an error.
-pub(crate) async fn read_addrs<R: AsyncRead + Unpin>(r: &mut R, max: usize) -> io::Result<Vec<Multiaddr>> {
+/// Reads a `u8` count; more than `max` is an error that says `n {what}`.
+pub(crate) async fn read_count<R: AsyncRead + Unpin>(r: &mut R, max: usize, what: &str) -> io::Result<usize> {
     let mut n = [0u8; 1];
     r.read_exact(&mut n).await?;
     if n[0] as usize > max {
-        return Err(invalid(format!("{} addresses offered", n[0])));
+        return Err(invalid(format!("{} {what}", n[0])));
     }
-    let mut addrs = Vec::new();
-    for _ in 0..n[0] {
+    Ok(n[0] as usize)
+}
+
+/// Reads what [`encode_addrs`] wrote; more than `max` addresses is an error.
+pub(crate) async fn read_addrs<R: AsyncRead + Unpin>(r: &mut R, max: usize) -> io::Result<Vec<Multiaddr>> {
+    let n = read_count(r, max, "addresses offered").await?;
+    let mut addrs = Vec::with_capacity(n);
+    for _ in 0..n {
         let mut len = [0u8; 2];
         r.read_exact(&mut len).await?;
         let mut bytes = vec![0u8; u16::from_be_bytes(len) as usize];

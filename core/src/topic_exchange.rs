@@ -21,7 +21,7 @@ use futures::{AsyncRead, AsyncReadExt};
 use libp2p::Multiaddr;
 use sha2::{Digest, Sha256};
 
-use crate::exchange::{encode_addrs, read_addrs};
+use crate::exchange::{encode_addrs, read_addrs, read_count};
 use crate::keys::PublicKey;
 use crate::topic::Topic;
 
@@ -57,13 +57,9 @@ pub fn encode_request(topics: &[Named]) -> Vec<u8> {
 
 /// Reads a request's named topics.
 pub async fn read_request<R: AsyncRead + Unpin>(r: &mut R) -> io::Result<Vec<Named>> {
-    let mut n = [0u8; 1];
-    r.read_exact(&mut n).await?;
-    if n[0] as usize > MAX_TOPICS {
-        return Err(invalid(format!("{} topics named", n[0])));
-    }
-    let mut topics = Vec::with_capacity(n[0] as usize);
-    for _ in 0..n[0] {
+    let n = read_count(r, MAX_TOPICS, "topics named").await?;
+    let mut topics = Vec::with_capacity(n);
+    for _ in 0..n {
         let mut t = [0u8; 33];
         r.read_exact(&mut t).await?;
         let mut tag = [0u8; 32];
@@ -97,13 +93,9 @@ pub fn encode_answer(members: &[Member]) -> Vec<u8> {
 
 /// Reads an answer to a request that named `asked` tags.
 pub async fn read_answer<R: AsyncRead + Unpin>(r: &mut R, asked: usize) -> io::Result<Vec<Member>> {
-    let mut n = [0u8; 1];
-    r.read_exact(&mut n).await?;
-    if n[0] as usize > MAX_MEMBERS {
-        return Err(invalid(format!("{} members offered", n[0])));
-    }
-    let mut members = Vec::with_capacity(n[0] as usize);
-    for _ in 0..n[0] {
+    let n = read_count(r, MAX_MEMBERS, "members offered").await?;
+    let mut members = Vec::with_capacity(n);
+    for _ in 0..n {
         let mut head = [0u8; 33];
         r.read_exact(&mut head).await?;
         if head[0] as usize >= asked {

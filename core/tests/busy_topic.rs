@@ -86,10 +86,7 @@ async fn clients_of_a_topic_are_not_told_about_each_other() {
     within("announce", server.join(t, SERVER).unwrap().flushed()).await.unwrap();
     let mut clients = Vec::new();
     for _ in 0..3 {
-        let c = swarm(&net).await;
-        c.join(t, CLIENT).unwrap();
-        within("client flush", c.flush()).await.unwrap();
-        clients.push(c);
+        clients.push(flushed_client(&net, t).await);
     }
     for c in &clients {
         c.join(t, CLIENT).unwrap(); // another round: asks the server again

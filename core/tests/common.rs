@@ -30,6 +30,14 @@ pub async fn swarm(net: &Testnet) -> Swarm {
     Swarm::new(SwarmOptions::local(net.bootstrap())).await.expect("swarm")
 }
 
+/// A new swarm that joined `t` as a client and finished its first round (flush).
+pub async fn flushed_client(net: &Testnet, t: Topic) -> Swarm {
+    let c = swarm(net).await;
+    c.join(t, CLIENT).expect("join");
+    within("client flush", c.flush()).await.expect("flush");
+    c
+}
+
 pub async fn swarm_with(net: &Testnet, f: impl FnOnce(&mut SwarmOptions)) -> Swarm {
     let mut o = SwarmOptions::local(net.bootstrap());
     f(&mut o);

@@ -268,30 +268,23 @@ async fn after_the_server_leaves_a_new_client_does_not_find_it() {
     let t = topic("left");
     let server = swarm(&net).await;
     within("announce", server.join(t, SERVER).unwrap().flushed()).await.unwrap();
-    let first = swarm(&net).await;
-    first.join(t, CLIENT).unwrap();
-    within("first flush", first.flush()).await.unwrap();
+    let first = flushed_client(&net, t).await;
     assert_eq!(first.connections().await.unwrap().len(), 1, "the first client found the server");
     within("leave", server.leave(t)).await.unwrap();
-    let second = swarm(&net).await;
-    second.join(t, CLIENT).unwrap();
-    within("second flush", second.flush()).await.unwrap();
+    let second = flushed_client(&net, t).await;
     assert!(second.connections().await.unwrap().is_empty(), "the second client found a server that left");
     assert_eq!(first.connections().await.unwrap().len(), 1, "leave keeps existing connections");
     // Joining again announces again.
     within("announce again", server.join(t, SERVER).unwrap().flushed()).await.unwrap();
-    let third = swarm(&net).await;
-    third.join(t, CLIENT).unwrap();
-    within("third flush", third.flush()).await.unwrap();
+    let third = flushed_client(&net, t).await;
     assert_eq!(third.connections().await.unwrap().len(), 1, "the third client found the server again");
     // Leaving while the announce is still in flight: the withdrawal waits for it, so the record
-    // it stores is withdrawn too.
+    // it stores is withdrawn too. (The race is narrow here: this checks the end state, and it
+    // also passes without the wait.)
     let t2 = topic("left-at-once");
     server.join(t2, SERVER).unwrap();
     within("leave at once", server.leave(t2)).await.unwrap();
-    let fourth = swarm(&net).await;
-    fourth.join(t2, CLIENT).unwrap();
-    within("fourth flush", fourth.flush()).await.unwrap();
+    let fourth = flushed_client(&net, t2).await;
     assert!(fourth.connections().await.unwrap().is_empty(), "the fourth client found a server that left");
 }
 
@@ -304,9 +297,7 @@ async fn a_destroyed_server_is_not_found_by_clients_that_join_later() {
     let server = swarm(&net).await;
     within("announce", server.join(t, SERVER).unwrap().flushed()).await.unwrap();
     within("destroy", server.destroy()).await;
-    let client = swarm(&net).await;
-    client.join(t, CLIENT).unwrap();
-    within("flush", client.flush()).await.unwrap();
+    let client = flushed_client(&net, t).await;
     let dialed: Vec<_> = drain_for(&client, Duration::from_millis(100))
         .await
         .into_iter()

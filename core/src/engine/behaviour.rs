@@ -86,10 +86,10 @@ pub(crate) fn build_libp2p(
             // DHT servers (bootstrap and testnet nodes) only: a relay-only node (peer exchange)
             // would also answer probes over relayed connections, whose dial data (tens of KiB)
             // eats the circuit's byte budget.
+            let autonat_server = dht_server.then(autonat::v2::server::Behaviour::default);
             // Only DHT servers hold provider records, so only they answer unannounce requests.
             let unannounce_support =
                 if dht_server { request_response::ProtocolSupport::Full } else { request_response::ProtocolSupport::Outbound };
-            let autonat_server = dht_server.then(autonat::v2::server::Behaviour::default);
             let relay = relay_config.map(|c| {
                 let mut r = relay::Behaviour::new(peer, c);
                 r.set_status(Some(relay::Status::Enable));

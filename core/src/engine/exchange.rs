@@ -20,16 +20,17 @@ use crate::tasks;
 /// Peer-exchange requests one peer may make per minute.
 pub(crate) const EXCHANGE_PER_MINUTE: u32 = 60;
 
-/// Requests served per peer in the current minute.
-pub(super) struct Exchange {
+/// Requests served per peer in the current minute, against a per-minute limit (peer exchange
+/// and topic exchange each have one).
+pub(super) struct RateLimit {
     per_minute: u32,
     served: HashMap<PeerId, (Instant, u32)>,
 }
 
-impl Exchange {
+impl RateLimit {
     /// A limit of `per_minute` requests per peer.
     pub(super) fn new(per_minute: u32) -> Self {
-        Exchange { per_minute, served: HashMap::new() }
+        RateLimit { per_minute, served: HashMap::new() }
     }
 
     /// Counts a request from `pid`; `false` once it made `per_minute` this minute.

@@ -154,8 +154,8 @@ pub(crate) fn spawn(opts: &SwarmOptions, key_pair: &KeyPair, runtime: &tokio::ru
         destroy_waiters: Vec::new(),
         listeners: listeners::Listeners::default(),
         relays: relays::Relays::new(opts.reserve_relays, bootstrap_peers.collect(), static_relays),
-        exchange: exchange::Exchange::new(exchange::EXCHANGE_PER_MINUTE),
-        topic_asks: exchange::Exchange::new(members::TOPIC_ASKS_PER_MINUTE),
+        exchange: exchange::RateLimit::new(exchange::EXCHANGE_PER_MINUTE),
+        topic_asks: exchange::RateLimit::new(members::TOPIC_ASKS_PER_MINUTE),
         withdrawals: withdraw::Withdrawals::default(),
         withdraw_until: None,
     };
@@ -197,9 +197,10 @@ pub(crate) struct Engine {
     destroy_waiters: Vec<oneshot::Sender<()>>,
     listeners: listeners::Listeners,
     relays: relays::Relays,
-    exchange: exchange::Exchange,
+    /// Rate limit of peer-exchange requests.
+    exchange: exchange::RateLimit,
     /// Rate limit of topic-exchange requests (`members`).
-    topic_asks: exchange::Exchange,
+    topic_asks: exchange::RateLimit,
     withdrawals: withdraw::Withdrawals,
     /// Set by `destroy`: the latest the loop waits for withdrawals.
     withdraw_until: Option<Instant>,
@@ -321,8 +322,8 @@ impl Engine {
                 let id = self.swarm.behaviour_mut().kad.get_providers(topic.dht_key());
                 self.queries.insert(id, query);
                 // Members we are connected to may know members this lookup cannot return.
-                if let Some(named) = self.state.client_topics().into_iter().find(|(t, _)| *t == topic) {
-                    self.ask_members(None, vec![named]);
+                if let Some(opts) = self.state.status(&topic).filter(|o| o.client) {
+                    self.ask_members(None, vec![(topic, opts.server)]);
                 }
             }
             Action::FinishQuery(query) => {

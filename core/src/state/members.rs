@@ -14,7 +14,7 @@ impl<H: Handles> State<H> {
     /// The topics we look up as a client (not hidden `join_peer` lookups), each with whether we
     /// serve it too: what we ask about.
     pub fn client_topics(&self) -> Vec<(Topic, bool)> {
-        self.topics.iter().filter(|(_, t)| t.only.is_none() && t.opts.client).map(|(t, s)| (*t, s.opts.server)).collect()
+        self.topics().into_iter().filter(|(_, o)| o.client).map(|(t, o)| (t, o.server)).collect()
     }
 
     /// `pid` proved it serves `topics` (it named them by their per-session tags).
@@ -28,9 +28,9 @@ impl<H: Handles> State<H> {
     }
 
     /// Up to `max` peers we hold a session with that serve `topic` (a lookup found them under
-    /// it, or they proved it), other than `asker`. Clients only are not named: clients of a
-    /// topic do not dial each other.
-    /// A random choice when there are more: askers then learn different members.
+    /// it, or they proved it), other than `asker`, chosen at random when there are more (so
+    /// askers learn different members). Clients only are not named: clients of a topic do not
+    /// dial each other.
     pub fn topic_members(&mut self, topic: &Topic, asker: &PeerId, max: usize) -> Vec<(PeerId, PublicKey)> {
         let mut all: Vec<(PeerId, PublicKey)> = self
             .peers
@@ -48,7 +48,7 @@ impl<H: Handles> State<H> {
     /// A member of `topic` told us about these members: dial them as if a lookup found them
     /// (if we are still a client of the topic).
     pub fn members_heard(&mut self, topic: Topic, members: Vec<PeerId>) {
-        if !self.topics.get(&topic).is_some_and(|t| t.opts.client && t.only.is_none()) {
+        if !self.status(&topic).is_some_and(|o| o.client) {
             return;
         }
         for pid in members {
