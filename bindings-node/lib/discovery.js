@@ -65,7 +65,7 @@ class PeerDiscovery {
     await this._leave()
     if (this.destroyed || this.swarm.destroyed) return
     this.isClient = this._sessions.some((s) => s.isClient)
-    call(() => this.swarm._native.join(this.topic, false, this.isClient))
+    if (this.isClient) call(() => this.swarm._native.join(this.topic, false, true))
   }
 
   async _leave () {

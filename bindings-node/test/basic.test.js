@@ -198,6 +198,18 @@ test('after the server leaves, a client that joins does not find it (leave withd
   assert.strictEqual(server.status(topic).isServer, false)
   assert.strictEqual(server.status(topic).isClient, true)
   await assert.rejects(s2.refresh({ server: false, client: false }), /neither client nor server/)
+  // A session with neither role keeps the topic object but joins nothing once the others go,
+  // the last server among them too (its announce withdrawn, no join without a role).
+  const idle = server.join(topic, { server: false, client: false })
+  const s3 = server.join(topic, { server: true, client: false })
+  await s3.flushed()
+  await s2.destroy()
+  await s3.destroy()
+  assert.strictEqual(server.status(topic), idle.discovery)
+  assert.strictEqual(idle.discovery.isServer, false)
+  assert.strictEqual(idle.discovery.isClient, false)
+  await idle.destroy()
+  assert.strictEqual(server.status(topic), null)
   const third = create()
   third.join(topic, { server: false, client: true })
   await third.flush()
