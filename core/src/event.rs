@@ -1,13 +1,17 @@
 //! [`SwarmEvent`]: what a swarm reports to the app.
 
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::mpsc;
+
 use crate::error::Error;
 use crate::keys::PublicKey;
 use crate::session::Connection;
 use crate::state::Reachability;
 use crate::topic::Topic;
 
-/// What a swarm reports, pulled with [`Swarm::next_event`].
-#[derive(Debug)]
+/// What a swarm reports, pulled with [`Swarm::next_event`](crate::Swarm::next_event).
+#[derive(Debug, Clone)]
 pub enum SwarmEvent {
     /// A new connection (one per remote key).
     Connection(Connection),
@@ -54,5 +58,38 @@ impl SwarmEvent {
             | SwarmEvent::Message { remote, .. } => Some(*remote),
             SwarmEvent::Update { .. } | SwarmEvent::Reachability(_) => None,
         }
+    }
+}
+
+/// Where the engine sends events: the app's queue ([`Swarm::next_event`](crate::Swarm::next_event))
+/// and every tap (layers built on a swarm, such as [`Plex`](crate::plex::Plex), which see each
+/// event without taking it from the app).
+#[derive(Clone)]
+pub(crate) struct EventSink {
+    app: mpsc::UnboundedSender<SwarmEvent>,
+    taps: Arc<Mutex<Vec<mpsc::UnboundedSender<SwarmEvent>>>>,
+}
+
+impl EventSink {
+    /// A sink and the app's end of its queue.
+    pub fn new() -> (Self, mpsc::UnboundedReceiver<SwarmEvent>) {
+        let (app, rx) = mpsc::unbounded_channel();
+        (EventSink { app, taps: Arc::default() }, rx)
+    }
+
+    /// Offers `event` to every live tap, then queues it for the app.
+    pub fn send(&self, event: SwarmEvent) {
+        {
+            let mut taps = self.taps.lock().unwrap_or_else(|e| e.into_inner());
+            taps.retain(|t| t.send(event.clone()).is_ok());
+        }
+        let _ = self.app.send(event);
+    }
+
+    /// A new tap: every event sent from now on, until the receiver is dropped.
+    pub fn tap(&self) -> mpsc::UnboundedReceiver<SwarmEvent> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.taps.lock().unwrap_or_else(|e| e.into_inner()).push(tx);
+        rx
     }
 }

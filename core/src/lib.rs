@@ -43,11 +43,15 @@
 //!    reports into the state, and carries out the state's actions; relays, peer exchange and
 //!    listeners keep their remaining bookkeeping there.
 //! 6. [`swarm`] ([`Swarm`], [`Discovery`]) and [`testnet`]: the public handles.
+//! 7. Layers built on a swarm, which see its events through a tap without taking them from the
+//!    app: [`plex`] (p2plex: peers by key, named streams, auto-close once the last stream
+//!    finished, reopen by key).
 //!
 //! Which module owns which rule: who to dial, when to retry or give up, which of two
 //! connections becomes the session, when flush resolves, what a ban does — `state`; the
 //! handshake's wire steps and the heartbeat — `tasks`; address policy, relay reservations and
-//! the relay fallback — `engine::relays`; peer-exchange rate limits — `engine::exchange`.
+//! the relay fallback — `engine::relays`; peer-exchange rate limits — `engine::exchange`;
+//! when a plex connection closes by itself and where a reopened stream goes — [`plex`].
 //!
 //! # Shutdown
 //! [`Swarm::destroy`] stops announcing, tells every connected peer goodbye on the session's
@@ -68,6 +72,7 @@ pub mod logging;
 mod link;
 mod msg;
 pub mod options;
+pub mod plex;
 pub mod runtime;
 mod session;
 mod state;

@@ -7,6 +7,7 @@
 //! frozen peer or a vanished network is noticed within seconds on any transport.
 
 use std::collections::{HashMap, VecDeque};
+use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -204,10 +205,12 @@ impl Connection {
         self.open(Kind::Named, name).await
     }
 
-    /// Waits for the remote's [`Connection::create_stream`] with this name.
-    pub async fn receive_stream(&self, name: &str) -> Result<Stream> {
-        check_name(name)?;
-        self.take(Kind::Named, name).await
+    /// Waits for the remote's [`Connection::create_stream`] with this name. The call claims
+    /// the next such stream at once, before the returned future is first polled, so calls
+    /// made one after another take streams in that order.
+    pub fn receive_stream(&self, name: &str) -> impl Future<Output = Result<Stream>> + Send + use<> {
+        let take = check_name(name).map(|()| self.take(Kind::Named, name));
+        async move { take?.await }
     }
 
     /// Takes a stream the remote opened under `name` that is waiting unclaimed (one announced
@@ -224,11 +227,19 @@ impl Connection {
     /// first, the data meets. Only the leader opens it, so two can never cross; the follower's
     /// call therefore resolves only once the leader's side has asked too, so do not make the
     /// other side's call depend on this one completing (call both, then await).
-    pub async fn create_shared_stream(&self, name: &str) -> Result<Stream> {
-        check_name(name)?;
-        match self.inner.role {
-            Role::Leader => self.open(Kind::Shared, name).await,
-            Role::Follower => self.take(Kind::Shared, name).await,
+    ///
+    /// As with [`Connection::receive_stream`], the follower claims its stream when called.
+    pub fn create_shared_stream(&self, name: &str) -> impl Future<Output = Result<Stream>> + Send + use<> {
+        let take = check_name(name).map(|()| match self.inner.role {
+            Role::Leader => None,
+            Role::Follower => Some(self.take(Kind::Shared, name)),
+        });
+        let (this, name) = (self.clone(), name.to_string());
+        async move {
+            match take? {
+                Some(take) => take.await,
+                None => this.open(Kind::Shared, &name).await,
+            }
         }
     }
 
@@ -248,21 +259,30 @@ impl Connection {
         Ok(Stream::new(raw, name.to_string(), self.inner.remote, self.inner.closed_tx.subscribe()))
     }
 
-    async fn take(&self, kind: Kind, name: &str) -> Result<Stream> {
-        let rx = {
+    /// Claims the oldest unclaimed stream of `kind`/`name`, or queues for the next one, now;
+    /// the future waits for it.
+    fn take(&self, kind: Kind, name: &str) -> impl Future<Output = Result<Stream>> + Send + use<> {
+        let claim = {
             let mut reg = self.inner.registry.lock().unwrap();
             let key = (kind as u8, name.to_string());
-            if let Some(s) = reg.pop_unclaimed(&key) {
-                return Ok(s);
+            match reg.pop_unclaimed(&key) {
+                Some(s) => Ok(s),
+                None => {
+                    let (tx, rx) = oneshot::channel();
+                    reg.waiting.entry(key).or_default().push_back(tx);
+                    Err(rx)
+                }
             }
-            let (tx, rx) = oneshot::channel();
-            reg.waiting.entry(key).or_default().push_back(tx);
-            rx
         };
         let mut closed = self.inner.closed_tx.subscribe();
-        tokio::select! {
-            s = rx => s.map_err(|_| Error::closed()),
-            e = crate::stream::wait_closed(&mut closed) => Err(e),
+        async move {
+            match claim {
+                Ok(s) => Ok(s),
+                Err(rx) => tokio::select! {
+                    s = rx => s.map_err(|_| Error::closed()),
+                    e = crate::stream::wait_closed(&mut closed) => Err(e),
+                },
+            }
         }
     }
 
@@ -308,7 +328,8 @@ impl std::fmt::Debug for Connection {
     }
 }
 
-fn check_name(name: &str) -> Result<()> {
+/// Fails with `InvalidInput` if `name` is longer than a stream or topic name may be.
+pub(crate) fn check_name(name: &str) -> Result<()> {
     if name.len() > MAX_NAME {
         return Err(Error::InvalidInput(format!("name longer than {MAX_NAME} bytes")));
     }

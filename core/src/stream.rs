@@ -43,6 +43,24 @@ struct Inner {
     reader: Mutex<Reader>,
     writer: Mutex<Writer>,
     closed: SessionClosed,
+    done: watch::Sender<Done>,
+}
+
+/// How far a stream got, for [`Finished`].
+#[derive(Clone, Copy, Default)]
+struct Done {
+    /// We read the remote's clean end.
+    read: bool,
+    /// Our clean end was sent.
+    written: bool,
+    /// A read or write failed, or we reset the stream.
+    failed: bool,
+}
+
+impl Done {
+    fn finished(&self) -> bool {
+        self.failed || (self.read && self.written)
+    }
 }
 
 struct Reader {
@@ -83,6 +101,7 @@ impl Stream {
                 }),
                 writer: Mutex::new(Writer { io: w, state: WriteState::Open }),
                 closed,
+                done: watch::channel(Done::default()).0,
             }),
         }
     }
@@ -104,10 +123,34 @@ impl Stream {
         }
         let mut reader = self.inner.reader.lock().await;
         let mut closed = self.inner.closed.clone();
-        tokio::select! {
+        let res = tokio::select! {
             biased;
             r = futures::future::poll_fn(|cx| reader.poll_fill(cx, buf)) => r,
             e = wait_closed(&mut closed) => Err(e),
+        };
+        match res {
+            Ok(0) => self.mark(|d| d.read = true),
+            Err(_) => self.mark(|d| d.failed = true),
+            Ok(_) => {}
+        }
+        res
+    }
+
+    fn mark(&self, f: impl FnOnce(&mut Done)) {
+        self.inner.done.send_modify(f);
+    }
+
+    /// A future that resolves once this stream is finished: both directions ended cleanly (we
+    /// read the remote's end and sent ours), a read or write failed, it was reset, its session
+    /// ended, or every clone of it was dropped. It holds no clone of the stream.
+    pub(crate) fn finished(&self) -> impl std::future::Future<Output = ()> + Send + use<> {
+        let mut done = self.inner.done.subscribe();
+        let mut closed = self.inner.closed.clone();
+        async move {
+            tokio::select! {
+                _ = done.wait_for(Done::finished) => {}
+                _ = wait_closed(&mut closed) => {}
+            }
         }
     }
 
@@ -154,7 +197,11 @@ impl Stream {
             r = write_frames(&mut guard.0.io, data) => r.map_err(|e| io_error(e, "write")),
             e = wait_closed(&mut closed) => Err(e),
         };
-        guard.finish(res)
+        let res = guard.finish(res);
+        if res.is_err() {
+            self.mark(|d| d.failed = true);
+        }
+        res
     }
 
     /// Ends our side cleanly: the remote reads everything written, then the end.
@@ -177,6 +224,7 @@ impl Stream {
         if res.is_ok() {
             writer.state = WriteState::Ended;
         }
+        self.mark(|d| if res.is_ok() { d.written = true } else { d.failed = true });
         res
     }
 
@@ -196,6 +244,7 @@ impl Stream {
             writer.state = WriteState::Poisoned;
             let _ = writer.io.close().await;
         }
+        self.mark(|d| d.failed = true);
     }
 }
 

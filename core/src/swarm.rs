@@ -10,7 +10,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::engine;
 use crate::error::{Error, Result};
-use crate::event::SwarmEvent;
+use crate::event::{EventSink, SwarmEvent};
 use crate::keys::{KeyPair, PublicKey};
 use crate::msg::{Command, ReachabilityInfo};
 use crate::options::{JoinOptions, SwarmOptions};
@@ -29,6 +29,7 @@ pub struct Swarm {
 struct Inner {
     cmd: mpsc::UnboundedSender<Command>,
     events: tokio::sync::Mutex<mpsc::UnboundedReceiver<SwarmEvent>>,
+    sink: EventSink,
     key_pair: KeyPair,
     message_topics: Arc<Mutex<HashSet<String>>>,
     connecting: Arc<AtomicUsize>,
@@ -57,6 +58,7 @@ impl Swarm {
             inner: Arc::new(Inner {
                 cmd: spawned.cmd,
                 events: tokio::sync::Mutex::new(spawned.events),
+                sink: spawned.sink,
                 key_pair,
                 message_topics: spawned.message_topics,
                 connecting: spawned.connecting,
@@ -239,6 +241,17 @@ impl Swarm {
     /// Stops receiving topic messages for `topic`.
     pub fn leave_messages(&self, topic: &str) {
         self.inner.message_topics.lock().unwrap().remove(topic);
+    }
+
+    /// Every event from now on, without taking it from [`Swarm::next_event`](crate::Swarm::next_event)'s queue (for the
+    /// layers built on a swarm).
+    pub(crate) fn tap(&self) -> mpsc::UnboundedReceiver<SwarmEvent> {
+        self.inner.sink.tap()
+    }
+
+    /// Whether [`Swarm::destroy`] was called.
+    pub fn is_destroyed(&self) -> bool {
+        self.inner.destroyed.load(Ordering::Acquire)
     }
 
     /// The next event, or `None` once the swarm is destroyed.

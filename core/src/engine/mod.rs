@@ -36,7 +36,7 @@ use libp2p::{PeerId, StreamProtocol};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::error::{Error, Result};
-use crate::event::SwarmEvent;
+use crate::event::{EventSink, SwarmEvent};
 use crate::firewall::FirewallGate;
 use crate::keys::{KeyPair, PublicKey};
 use crate::link::{Activation, LinkCmd};
@@ -62,6 +62,8 @@ impl Handles for Live {
 pub(crate) struct Spawned {
     pub cmd: mpsc::UnboundedSender<Command>,
     pub events: mpsc::UnboundedReceiver<SwarmEvent>,
+    /// The engine's event sink, for taps.
+    pub sink: EventSink,
     pub message_topics: Arc<Mutex<HashSet<String>>>,
     pub connecting: Arc<AtomicUsize>,
 }
@@ -110,7 +112,7 @@ pub(crate) fn spawn(opts: &SwarmOptions, key_pair: &KeyPair, runtime: &tokio::ru
     let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
     let (link_tx, link_rx) = mpsc::unbounded_channel();
     let (report_tx, report_rx) = mpsc::unbounded_channel();
-    let (events_tx, events_rx) = mpsc::unbounded_channel();
+    let (events_tx, events_rx) = EventSink::new();
     let message_topics = Arc::new(Mutex::new(HashSet::new()));
     let connecting = Arc::new(AtomicUsize::new(0));
     let ctx = TaskCtx {
@@ -140,7 +142,7 @@ pub(crate) fn spawn(opts: &SwarmOptions, key_pair: &KeyPair, runtime: &tokio::ru
         cmd_closed: false,
         link_rx,
         report_rx,
-        events: events_tx,
+        events: events_tx.clone(),
         kad_protocol,
         message_topics: message_topics.clone(),
         connecting: connecting.clone(),
@@ -160,7 +162,7 @@ pub(crate) fn spawn(opts: &SwarmOptions, key_pair: &KeyPair, runtime: &tokio::ru
         withdraw_until: None,
     };
     runtime.spawn(engine.run());
-    Ok(Spawned { cmd: cmd_tx, events: events_rx, message_topics, connecting })
+    Ok(Spawned { cmd: cmd_tx, events: events_rx, sink: events_tx, message_topics, connecting })
 }
 
 /// The loop's state; see the module docs.
@@ -174,7 +176,7 @@ pub(crate) struct Engine {
     cmd_closed: bool,
     link_rx: mpsc::UnboundedReceiver<LinkCmd>,
     report_rx: mpsc::UnboundedReceiver<Report>,
-    events: mpsc::UnboundedSender<SwarmEvent>,
+    events: EventSink,
     kad_protocol: StreamProtocol,
     /// Message topics the app joined (written by the `Swarm` handle, read by message readers).
     message_topics: Arc<Mutex<HashSet<String>>>,

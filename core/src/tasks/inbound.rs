@@ -8,7 +8,7 @@ use libp2p::swarm::ConnectionId;
 use tokio::sync::{mpsc, watch};
 
 use crate::error::Error;
-use crate::event::SwarmEvent;
+use crate::event::{EventSink, SwarmEvent};
 use crate::keys::PublicKey;
 use crate::msg::Report;
 use crate::session::{MAX_MESSAGE, STEP_TIMEOUT};
@@ -30,7 +30,7 @@ pub(crate) async fn read_message(
     remote: PublicKey,
     closed: watch::Receiver<Option<Error>>,
     joined: Arc<Mutex<HashSet<String>>>,
-    events: mpsc::UnboundedSender<SwarmEvent>,
+    events: EventSink,
 ) {
     let stream = Stream::new(raw, topic.clone(), remote, closed);
     let Ok(Ok(data)) = tokio::time::timeout(STEP_TIMEOUT * 6, stream.read_to_end_within(MAX_MESSAGE)).await else {
