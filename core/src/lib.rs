@@ -45,7 +45,7 @@
 //! 6. [`swarm`] ([`Swarm`], [`Discovery`]) and [`testnet`]: the public handles.
 //! 7. Layers built on a swarm, which see its events through a tap without taking them from the
 //!    app: [`plex`] (p2plex: peers by key, named streams, auto-close once the last stream
-//!    finished, reopen by key).
+//!    finished, reopen by key) and [`peersockets`] (topic-tagged messages to peers by key).
 //!
 //! Which module owns which rule: who to dial, when to retry or give up, which of two
 //! connections becomes the session, when flush resolves, what a ban does — `state`; the
@@ -72,6 +72,7 @@ pub mod logging;
 mod link;
 mod msg;
 pub mod options;
+pub mod peersockets;
 pub mod plex;
 pub mod runtime;
 mod session;
