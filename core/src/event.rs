@@ -11,7 +11,7 @@ use crate::state::Reachability;
 use crate::topic::Topic;
 
 /// What a swarm reports, pulled with [`Swarm::next_event`](crate::Swarm::next_event).
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub enum SwarmEvent {
     /// A new connection (one per remote key).
     Connection(Connection),
@@ -61,13 +61,17 @@ impl SwarmEvent {
     }
 }
 
-/// Where the engine sends events: the app's queue ([`Swarm::next_event`](crate::Swarm::next_event))
-/// and every tap (layers built on a swarm, such as [`Plex`](crate::plex::Plex), which see each
-/// event without taking it from the app).
+/// A tap: called with every event before the app's queue gets it; returns false to be removed.
+/// It runs on the engine's task, so it must not block (no awaiting, short locks only).
+pub(crate) type Tap = Box<dyn Fn(&SwarmEvent) -> bool + Send + Sync>;
+
+/// Where the engine sends events: every tap first (layers built on a swarm, such as
+/// [`Plex`](crate::plex::Plex), which so have seen each event before the app does), then the
+/// app's queue ([`Swarm::next_event`](crate::Swarm::next_event)).
 #[derive(Clone)]
 pub(crate) struct EventSink {
     app: mpsc::UnboundedSender<SwarmEvent>,
-    taps: Arc<Mutex<Vec<mpsc::UnboundedSender<SwarmEvent>>>>,
+    taps: Arc<Mutex<Vec<Tap>>>,
 }
 
 impl EventSink {
@@ -77,19 +81,14 @@ impl EventSink {
         (EventSink { app, taps: Arc::default() }, rx)
     }
 
-    /// Offers `event` to every live tap, then queues it for the app.
+    /// Shows `event` to every tap, then queues it for the app.
     pub fn send(&self, event: SwarmEvent) {
-        {
-            let mut taps = self.taps.lock().unwrap_or_else(|e| e.into_inner());
-            taps.retain(|t| t.send(event.clone()).is_ok());
-        }
+        self.taps.lock().unwrap_or_else(|e| e.into_inner()).retain(|tap| tap(&event));
         let _ = self.app.send(event);
     }
 
-    /// A new tap: every event sent from now on, until the receiver is dropped.
-    pub fn tap(&self) -> mpsc::UnboundedReceiver<SwarmEvent> {
-        let (tx, rx) = mpsc::unbounded_channel();
-        self.taps.lock().unwrap_or_else(|e| e.into_inner()).push(tx);
-        rx
+    /// Adds a tap for every event sent from now on.
+    pub fn tap(&self, tap: Tap) {
+        self.taps.lock().unwrap_or_else(|e| e.into_inner()).push(tap);
     }
 }

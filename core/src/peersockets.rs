@@ -9,7 +9,7 @@
 //! ```no_run
 //! use swarmplex::peersockets::Peersockets;
 //! # async fn demo(swarm: swarmplex::Swarm, friend: swarmplex::PublicKey) -> swarmplex::Result<()> {
-//! let sockets = Peersockets::over(swarm, &tokio::runtime::Handle::current());
+//! let sockets = Peersockets::over(swarm);
 //! let room = sockets.join("my-topic")?;
 //! room.send(friend, b"hello!").await?;
 //! while let Some((from, msg)) = room.next_message().await {
@@ -61,20 +61,17 @@ pub struct TopicHandle {
 }
 
 impl Peersockets {
-    /// Peersockets over `swarm` (whose own events keep going to whoever reads them); its
-    /// delivery task runs on `runtime`.
-    pub fn over(swarm: Swarm, runtime: &tokio::runtime::Handle) -> Peersockets {
-        let mut tap = swarm.tap();
-        let inner = Arc::new(Shared { swarm, topics: Mutex::default(), next_id: AtomicU64::new(0) });
+    /// Peersockets over `swarm` (whose own events keep going to whoever reads them).
+    pub fn over(swarm: Swarm) -> Peersockets {
+        let inner = Arc::new(Shared { swarm: swarm.clone(), topics: Mutex::default(), next_id: AtomicU64::new(0) });
         let weak = Arc::downgrade(&inner);
-        runtime.spawn(async move {
-            while let Some(event) = tap.recv().await {
-                let Some(shared) = weak.upgrade() else { break };
-                if let SwarmEvent::Message { remote, topic, data } = event {
-                    shared.deliver(remote, &topic, data);
-                }
+        swarm.tap(Box::new(move |event| {
+            let Some(shared) = weak.upgrade() else { return false };
+            if let SwarmEvent::Message { remote, topic, data } = event {
+                shared.deliver(*remote, topic, data);
             }
-        });
+            true
+        }));
         Peersockets { inner }
     }
 
@@ -130,11 +127,11 @@ impl Shared {
         self.topics.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn deliver(&self, remote: PublicKey, topic: &str, data: Vec<u8>) {
+    fn deliver(&self, remote: PublicKey, topic: &str, data: &[u8]) {
         let Some(name) = topic.strip_prefix(PREFIX) else { return };
         if let Some(handles) = self.lock().get(name) {
             for tx in handles.values() {
-                let _ = tx.send((remote, data.clone()));
+                let _ = tx.send((remote, data.to_vec()));
             }
         }
     }

@@ -243,10 +243,10 @@ impl Swarm {
         self.inner.message_topics.lock().unwrap().remove(topic);
     }
 
-    /// Every event from now on, without taking it from [`Swarm::next_event`](crate::Swarm::next_event)'s queue (for the
-    /// layers built on a swarm).
-    pub(crate) fn tap(&self) -> mpsc::UnboundedReceiver<SwarmEvent> {
-        self.inner.sink.tap()
+    /// Shows every event from now on to `tap` before [`Swarm::next_event`]'s queue gets it
+    /// (for the layers built on a swarm; see `EventSink`).
+    pub(crate) fn tap(&self, tap: crate::event::Tap) {
+        self.inner.sink.tap(tap)
     }
 
     /// Whether [`Swarm::destroy`] was called.

@@ -11,7 +11,7 @@ use swarmplex::peersockets::{MAX_TOPIC_NAME, Peersockets, TopicHandle};
 use swarmplex::{ErrorKind, KeyPair, PublicKey, Swarm, SwarmEvent};
 
 fn sockets(s: &Swarm) -> Peersockets {
-    Peersockets::over(s.clone(), &tokio::runtime::Handle::current())
+    Peersockets::over(s.clone())
 }
 
 async fn next_message(h: &TopicHandle) -> (PublicKey, Vec<u8>) {

@@ -91,6 +91,7 @@ pub(crate) struct Shared {
     events_tx: mpsc::UnboundedSender<PlexEvent>,
     events: tokio::sync::Mutex<mpsc::UnboundedReceiver<PlexEvent>>,
     runtime: tokio::runtime::Handle,
+    next_peer_id: std::sync::atomic::AtomicU64,
     /// Dropped with the plex: stops the task draining the swarm's own queue.
     _drain_stop: oneshot::Sender<()>,
 }
@@ -120,7 +121,6 @@ impl Plex {
     }
 
     fn build(swarm: Swarm, listen_self: bool, runtime: &tokio::runtime::Handle, drain: bool) -> Plex {
-        let mut tap = swarm.tap();
         let (events_tx, events) = mpsc::unbounded_channel();
         let (drain_stop, stopped) = oneshot::channel::<()>();
         let inner = Arc::new(Shared {
@@ -130,15 +130,17 @@ impl Plex {
             events_tx,
             events: tokio::sync::Mutex::new(events),
             runtime: runtime.clone(),
+            next_peer_id: std::sync::atomic::AtomicU64::new(1),
             _drain_stop: drain_stop,
         });
         let weak = Arc::downgrade(&inner);
-        runtime.spawn(async move {
-            while let Some(event) = tap.recv().await {
-                let Some(shared) = weak.upgrade() else { break };
+        swarm.tap(Box::new(move |event| match weak.upgrade() {
+            Some(shared) => {
                 shared.on_swarm_event(event);
+                true
             }
-        });
+            None => false,
+        }));
         if drain {
             // Nobody else reads this swarm's own queue; stop with the plex.
             let swarm = swarm.clone();
@@ -170,6 +172,11 @@ impl Plex {
     /// Our public key.
     pub fn public_key(&self) -> PublicKey {
         self.inner.swarm.public_key()
+    }
+
+    /// The current peer of `key` (the one of its latest connection), whatever its state.
+    pub fn peer(&self, key: &PublicKey) -> Option<Peer> {
+        self.inner.current(key)
     }
 
     /// The peers whose connection is open.
@@ -356,13 +363,15 @@ impl Shared {
         }
     }
 
-    fn on_swarm_event(self: &Arc<Self>, event: SwarmEvent) {
+    /// Runs on the engine's task (a tap): no blocking.
+    fn on_swarm_event(self: &Arc<Self>, event: &SwarmEvent) {
         match event {
             SwarmEvent::Connection(conn) => {
                 if self.is_destroyed() {
                     return;
                 }
-                let peer = Peer::new(Arc::downgrade(self), conn);
+                let id = self.next_peer_id.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let peer = Peer::new(Arc::downgrade(self), conn.clone(), id);
                 let old = self.lock().by_key.insert(peer.public_key(), peer.clone());
                 if let Some(old) = old {
                     old.on_disconnection(); // replaced (the old session has ended)
@@ -372,16 +381,22 @@ impl Shared {
                 self.emit(PlexEvent::Connection(peer));
             }
             SwarmEvent::Stream { remote, name, shared } => {
-                if let Some(peer) = self.current(&remote).filter(|p| p.is_live()) {
-                    peer.on_stream(&name, shared);
-                    self.emit(PlexEvent::Stream { peer, id: name, shared });
+                if let Some(peer) = self.current(remote).filter(|p| p.is_live()) {
+                    peer.on_stream(name, *shared);
+                    self.emit(PlexEvent::Stream { peer, id: name.clone(), shared: *shared });
                 }
             }
             SwarmEvent::PeerTopic { remote, topic } => {
-                if let Some(peer) = self.current(&remote).filter(|p| p.is_live()) {
-                    if peer.add_topic(topic) {
-                        self.emit(PlexEvent::Topic { peer, topic });
+                if let Some(peer) = self.current(remote).filter(|p| p.is_live()) {
+                    if peer.add_topic(*topic) {
+                        self.emit(PlexEvent::Topic { peer, topic: *topic });
                     }
+                }
+            }
+            // The session ended before the engine said so: the app sees the peer gone with it.
+            SwarmEvent::Disconnected { remote, .. } => {
+                if let Some(peer) = self.current(remote).filter(|p| p.connection().is_closed()) {
+                    peer.on_disconnection();
                 }
             }
             _ => {}

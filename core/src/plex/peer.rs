@@ -26,10 +26,12 @@ pub struct Peer {
 }
 
 struct Inner {
+    id: u64,
     plex: PlexRef,
     conn: Connection,
     key: PublicKey,
     incoming: bool,
+    /// Taken after the plex's state lock, never before it.
     state: Mutex<State>,
     /// Bumped on every change of `State` (streams noticed, disconnection).
     news: watch::Sender<u64>,
@@ -60,10 +62,11 @@ enum Open {
 }
 
 impl Peer {
-    pub(super) fn new(plex: PlexRef, conn: Connection) -> Peer {
+    pub(super) fn new(plex: PlexRef, conn: Connection, id: u64) -> Peer {
         let info = conn.peer_info();
         Peer {
             inner: Arc::new(Inner {
+                id,
                 plex,
                 key: conn.remote_public_key(),
                 incoming: !conn.is_initiator(),
@@ -92,6 +95,11 @@ impl Peer {
 
     fn bump(&self) {
         self.inner.news.send_modify(|n| *n += 1);
+    }
+
+    /// This peer's number, unique within its plex (1, 2, … in connection order).
+    pub fn id(&self) -> u64 {
+        self.inner.id
     }
 
     /// The remote's public key.
@@ -314,9 +322,11 @@ impl Peer {
 
     fn check_idle(&self) {
         let Ok(plex) = self.plex() else { return };
+        // Lock order: the plex's state before a peer's, never the other way.
+        let destroyed = plex.is_destroyed();
         let (end_socket, close) = {
             let mut st = self.lock();
-            if !st.live || !st.carried || st.open > 0 || plex.is_destroyed() {
+            if !st.live || !st.carried || st.open > 0 || destroyed {
                 return;
             }
             let end_socket = !st.closing;
