@@ -2,33 +2,35 @@
 // swarmplex/p2plex: p2plex's API on the swarmplex engine.
 //   const p2plex = require('swarmplex/p2plex')   // instead of require('p2plex')
 //
-// What differs from the original (see also README.md, "p2plex"):
+// The behaviour is the core's (`swarmplex::plex`, see its docs); this file translates it to
+// p2plex's EventEmitter API. What differs from the original (see also README.md, "p2plex"):
 // - Encryption, authentication and multiplexing are the engine's: every peer has exactly one
 //   connection (deduplicated by the engine, whatever announce/lookup both sides use, so no
 //   "duplicate connection" errors), and streams are the engine's named/shared streams.
 // - keyPair is honoured; findBy* take {signal, timeout} and reject with an AbortError
 //   (err.name 'AbortError', code 'ABORT_ERR') or a timeout error (name 'TimeoutError', code
 //   'ETIMEDOUT').
-// - Auto-close: a stream counts as ended once it is closed (both directions ended, or it was
-//   destroyed). When the last stream of a connection ended, this side stops reconnecting to the
-//   peer by key (leavePeer) and ends the connection's socket; the connection closes once both
-//   sides did that (or after 1 s), and the peer emits 'disconnected'. A connection that never
+// - Auto-close: a stream counts until it finished (both directions ended, or it failed, was
+//   destroyed or was garbage-collected). When the last stream of a connection finished, this
+//   side stops reconnecting to the peer by key and ends the connection's socket; the connection
+//   closes once both sides did that, and the peer emits 'disconnected'. A connection that never
 //   carried a stream is never auto-closed. Peers found through a topic that is still joined
 //   with lookup are reconnected by the swarm (as Hyperswarm does).
 // - Reopen: every connection gets a new Peer (as the original), emitted by 'connection'.
 //   createStream / receiveStream / createSharedStream on a Peer whose connection is gone (or
 //   closing) first waits for the old connection to end, then finds the remote again by key
-//   (findByPublicKey, bounded by RECONNECT_MS; both sides emit 'connection' with a new Peer)
-//   and opens the stream on that new connection: the returned stream works as if nothing
-//   happened, and it counts toward the new connection's auto-close. The remote must still be
+//   (up to 30 s) and opens the stream on the new connection. The remote must still be
 //   reachable by key (listenSelf) or reconnect to us itself.
+// - receiveStream claims its stream when called: one that arrived before and was not yet
+//   handed to a 'stream' listener goes to it.
 const { EventEmitter } = require('events')
 const Swarm = require('..')
 const SwarmSocket = require('./socket')
 const { key32, checkObject, optBool, describe } = require('./errors')
 const { binding, toError, call } = require('./native')
 
-const RECONNECT_MS = 30000
+// Error kinds of a connection that ended as asked, not by a failure.
+const CLEAN_ENDS = new Set(['closed', 'duplicate', 'firewalled'])
 
 function abortError (signal) {
   const err = new Error('The operation was aborted')
@@ -63,25 +65,22 @@ function checkCancel (opts) {
 }
 
 class Peer extends EventEmitter {
-  constructor (plex, publicKey) {
+  constructor (plex, native) {
     super()
     this.plex = plex
-    this.publicKey = publicKey
-    this.incoming = false
-    this.topics = []
-    this._hex = publicKey.toString('hex')
-    this._socket = null // the connection's socket while the session is live
-    this._live = false
-    this._closing = false // auto-close or disconnect() under way
-    this._streams = new Set()
-    this._receiving = new Map() // 'n:'/'s:' + id -> receive calls not yet settled
-    this._deferred = new Map() // 'n:'/'s:' + id -> 'stream' notices held while receives run
-    this._onTopic = (topic) => this._addTopic(topic)
-    this._info = null
+    this.publicKey = native.publicKey
+    this.incoming = native.incoming
+    this.topics = native.topics
+    this._native = native
+    this._gone = false
+    this._told = false // 'disconnected' emitted
+    this._streams = new Set() // the app's streams on this connection, until they close
+    this._announced = false
+    this._ready = new Promise((resolve) => { this._setReady = resolve }) // 'connection' emitted
   }
 
   get connected () {
-    return this._live && !this._closing
+    return !this._gone && this._native.connected
   }
 
   _addTopic (topic) {
@@ -90,167 +89,76 @@ class Peer extends EventEmitter {
     this.emit('topic', topic)
   }
 
-  _attach (socket, info) {
-    this._socket = socket
-    this._live = true
-    this._closing = false
-    this.incoming = !socket.isInitiator
-    if (this._info !== info) {
-      if (this._info) this._info.off('topic', this._onTopic)
-      this._info = info
-      info.on('topic', this._onTopic)
-    }
-    // The socket carries no p2plex data: keep it flowing so the remote's end is seen.
-    socket.on('error', (err) => this._error(err))
-    socket.resume()
-    for (const t of info.topics) this._addTopic(t)
-  }
-
   _error (err) {
     if (this.listenerCount('error') > 0) this.emit('error', err)
   }
 
+  // The connection ended. 'disconnected' waits until the app's streams on it closed (the
+  // engine may see both ends of the last stream before the app has read them).
   _ondisconnection () {
-    if (!this._live) return
-    this._live = false
-    this._closing = false
-    const s = this._socket
-    this._socket = null
-    if (s && !s.destroyed) s.destroy()
+    if (this._gone) return
+    this._gone = true
+    this._setReady()
     this.plex.peers.delete(this)
-    this.emit('disconnected')
+    this.plex._byId.delete(this._native.id)
+    this._emitGone()
   }
 
-  // The peer whose connection carries a new stream: this one while its connection is live;
-  // otherwise (closed, or closing) the peer of a new connection to the same key, found by key
-  // once the old connection ended.
-  async _carrier () {
-    for (;;) {
-      if (this.plex.destroyed) throw new Error('p2plex destroyed')
-      if (this._live && !this._closing) return this
-      if (this._live) {
-        await new Promise((resolve) => this.once('disconnected', resolve))
-        continue
-      }
-      const cur = this.plex._byKey.get(this._hex)
-      if (cur && cur !== this && cur.connected) return cur
-      await this.plex.findByPublicKey(this.publicKey, { timeout: RECONNECT_MS })
-      const next = this.plex._byKey.get(this._hex)
-      if (next && next !== this && next.connected) return next
+  // Emitted on the next turn of the event loop, so code that awaited its last stream (whose
+  // continuation runs after the stream's 'close') can still listen for it, as with p2plex,
+  // whose connection closed a network round trip later.
+  _emitGone () {
+    if (this._gone && this._streams.size === 0 && !this._told) {
+      this._told = true
+      setImmediate(() => this.emit('disconnected'))
     }
   }
 
-  _open (method, id, counted) {
-    const key = (method === 'receiveStream' ? 'n:' : 's:') + id
-    let stream = null
-    // A receive on a live peer counts itself at once, before any await, so that a 'stream'
-    // event handled meanwhile leaves the stream to it (see _onstream).
-    const now = this.connected ? this : null
-    if (counted && now) now._count(key, 1)
-    const opening = (async () => {
-      let carrier = now
-      try {
-        await null // `stream` is assigned once this function has returned its promise
-        if (carrier === null || !carrier.connected) {
-          if (counted && carrier) carrier._count(key, -1)
-          carrier = null
-          carrier = await this._carrier()
-          if (counted) carrier._count(key, 1)
-        }
-        if (stream.destroyed) throw new Error('stream destroyed before it opened')
-        carrier._track(stream)
-        return await carrier._socket._native[method](id)
-      } finally {
-        if (counted && carrier) carrier._count(key, -1)
-      }
-    })().catch((err) => { throw toError(err) })
-    stream = new SwarmSocket(null, this.plex.publicKey, { opening, remotePublicKey: this.publicKey, name: id })
-    return stream
+  // The native open claims its stream now (in call order); the socket waits for it.
+  _open (method, id) {
+    let opening
+    try {
+      opening = this._native[method](id)
+    } catch (err) {
+      opening = Promise.reject(err)
+    }
+    opening = opening.catch((err) => { throw toError(err) })
+    const stream = new SwarmSocket(null, this.plex.publicKey, { opening, remotePublicKey: this.publicKey, name: id })
+    // One opened on a gone (or closing) connection reopens on a new one: it does not hold
+    // this peer's 'disconnected' back.
+    return this.connected ? this._track(stream) : this.plex._track(stream)
   }
 
-  // Receives under way per 'n:'/'s:' + id (they take the stream a 'stream' event announces).
-  // Once none is left, the notices held meanwhile announce what the receives did not take.
-  _count (key, delta) {
-    const n = (this._receiving.get(key) || 0) + delta
-    if (n > 0) return this._receiving.set(key, n)
-    this._receiving.delete(key)
-    const held = this._deferred.get(key)
-    if (!held) return
-    this._deferred.delete(key)
-    process.nextTick(() => {
-      for (let i = 0; i < held; i++) this._announce(key.slice(2), key[0] === 's')
-    })
-  }
-
-  // Counts `stream` toward this connection's auto-close.
   _track (stream) {
     this._streams.add(stream)
-    stream.once('close', () => this._streamClosed(stream))
+    stream.once('close', () => this._forget(stream))
+    return this.plex._track(stream)
   }
 
-  _streamClosed (stream) {
-    if (!this._streams.delete(stream)) return
-    if (this._streams.size > 0 || !this._live || this._closing || this.plex.destroyed) return
-    // The last stream ended: drop the connection (see the header).
-    this._closing = true
-    try { this.plex.swarm.leavePeer(this.publicKey) } catch {}
-    if (this._socket && !this._socket.destroyed) this._socket.end()
-  }
-
-  // An inbound stream nobody asked for (yet).
-  _onstream (id, shared) {
-    const key = (shared ? 's:' : 'n:') + id
-    if (this._receiving.get(key)) {
-      // A receive under way takes one such stream: hold the notice until it settled.
-      this._deferred.set(key, (this._deferred.get(key) || 0) + 1)
-      return
-    }
-    this._announce(id, shared)
-  }
-
-  // Takes an announced stream without waiting (none is left if a receive took it first) and
-  // emits it as 'stream'.
-  _announce (id, shared) {
-    if (!this._live) return
-    let native
-    try {
-      native = this._socket._native.takeParkedStream(id, shared)
-    } catch {
-      return // the connection is gone
-    }
-    if (!native) return
-    const stream = new SwarmSocket(native, this.plex.publicKey, { name: id })
-    this._track(stream)
-    this.emit('stream', stream, id)
+  _forget (stream) {
+    if (this._streams.delete(stream)) this._emitGone()
   }
 
   createStream (id) {
-    return this._open('createStream', checkId(id), false)
+    return this._open('createStream', checkId(id))
   }
 
   receiveStream (id) {
-    return this._open('receiveStream', checkId(id), true)
+    return this._open('receiveStream', checkId(id))
   }
 
   createSharedStream (id) {
-    return this._open('createSharedStream', checkId(id), true)
+    return this._open('createSharedStream', checkId(id))
   }
 
   ban () {
-    call(() => this.plex.swarm._native.ban(this.publicKey))
+    call(() => this._native.ban())
   }
 
   // Closes the connection (every stream on it) and resolves once it has ended.
   async disconnect () {
-    try { this.plex.swarm.leavePeer(this.publicKey) } catch {}
-    if (!this._live) return
-    if (this.plex._byKey.get(this._hex) !== this) return
-    const gone = new Promise((resolve) => this.once('disconnected', resolve))
-    this._closing = true
-    for (const s of this._streams) s.destroy()
-    const socket = this._socket
-    if (socket) socket.destroy()
-    await gone
+    await this._native.disconnect().catch((err) => { throw toError(err) })
+    this._ondisconnection()
   }
 }
 
@@ -265,70 +173,110 @@ class P2Plex extends EventEmitter {
     this.publicKey = this.keyPair.publicKey
     this.peers = new Set()
     this.destroyed = false
-    this._byKey = new Map() // hex -> Peer
-    this._waiters = new Map() // hex -> Set of resolve(peer)
+    this._native = call(() => new binding.NativePlex(this.swarm._native, listen))
+    this._byId = new Map() // native peer id -> Peer
+    this._searches = 0
+    this._streams = new Set()
+    // The core's plex saw each swarm event before these listeners run (see src/plex.rs).
     this.swarm.on('connection', (socket, info) => this._onconnection(socket, info))
-    this.swarm.on('disconnection', (remote) => {
-      const peer = this._byKey.get(remote.toString('hex'))
-      if (peer) peer._ondisconnection()
-    })
-    this.swarm.on('stream', (remote, name, shared) => {
-      const peer = this._byKey.get(remote.toString('hex'))
-      if (peer && peer._live) peer._onstream(name, shared)
-    })
-    this._listening = listen ? this.swarm.listen().catch(noop) : null
+    this.swarm.on('disconnection', (remote, err) => this._ondisconnection(remote, err))
+    this.swarm.on('stream', (remote, name, shared) => this._onstream(remote, name, shared))
+  }
+
+  // The JS Peer of a native peer (one per connection).
+  _peerOf (native) {
+    let peer = this._byId.get(native.id)
+    if (!peer) {
+      peer = new Peer(this, native)
+      this._byId.set(native.id, peer)
+      if (!native.live) peer._ondisconnection() // ended before JS saw it
+    }
+    return peer
+  }
+
+  _current (remote) {
+    const native = this._native.peer(remote)
+    return native ? this._byId.get(native.id) || null : null
   }
 
   _onconnection (socket, info) {
-    const hex = info.publicKey.toString('hex')
-    const old = this._byKey.get(hex)
-    if (old && old._live) old._ondisconnection() // a replaced connection (should not happen)
-    // A new Peer per connection (as the original); _byKey holds the current one.
-    const peer = new Peer(this, Buffer.from(info.publicKey))
-    this._byKey.set(hex, peer)
-    peer._attach(socket, info)
+    const native = call(() => this._native.peer(info.publicKey))
+    if (!native || this.destroyed) return
+    const peer = this._peerOf(native)
+    if (peer._announced || peer._gone) return
+    peer._announced = true
+    // The socket carries no p2plex data (the core reads it); how the connection ended comes
+    // with the swarm's 'disconnection' event.
+    socket.on('error', noop)
+    info.on('topic', (topic) => { if (this._current(info.publicKey) === peer) peer._addTopic(topic) })
     this.peers.add(peer)
-    const waiters = this._waiters.get(hex)
-    if (waiters) {
-      this._waiters.delete(hex)
-      for (const w of waiters) w(peer)
-    }
     this.emit('connection', peer)
+    peer._setReady()
   }
 
-  // Resolves with the peer for `hex` once it is connected; bounded by signal/timeout.
-  _waitPeer (hex, { signal, timeout }, onCancel) {
-    const peer = this._byKey.get(hex)
-    if (peer && peer.connected) return Promise.resolve(peer)
-    return new Promise((resolve, reject) => {
-      if (signal && signal.aborted) {
-        onCancel()
-        return reject(abortError(signal))
+  // A connection ended: its peer emits 'error' first unless it closed cleanly (auto-close,
+  // disconnect, ban, destroy, a duplicate), then 'disconnected'.
+  _ondisconnection (remote, err) {
+    for (const peer of [...this._byId.values()]) {
+      if (!peer.publicKey.equals(remote) || peer._native.live || peer._gone) continue
+      if (err && !CLEAN_ENDS.has(err.code)) peer._error(err)
+      peer._ondisconnection()
+    }
+  }
+
+  // An inbound stream nobody claimed: a 'stream' event if it is still unclaimed.
+  _onstream (remote, name, shared) {
+    const peer = this._current(remote)
+    if (!peer || peer._gone) return
+    const native = call(() => peer._native.takeStream(name, shared))
+    if (native) peer.emit('stream', peer._track(new SwarmSocket(native, this.publicKey, { name })), name)
+  }
+
+  // The streams handed to the app, destroyed quietly by destroy() (as p2plex's destroy is
+  // graceful: no 'error' on streams the remote's own destroy would otherwise fail).
+  _track (stream) {
+    this._streams.add(stream)
+    stream.once('close', () => this._streams.delete(stream))
+    return stream
+  }
+
+  // Runs native search `start(id)` with the caller's signal/timeout; resolves with its Peer
+  // once the app has seen it in a 'connection' event.
+  async _search ({ signal, timeout }, start) {
+    if (signal && signal.aborted) throw abortError(signal)
+    const id = this._searches++
+    let started
+    try {
+      started = start(id)
+    } catch (err) {
+      throw toError(err)
+    }
+    const found = started.then(
+      async (native) => {
+        const peer = this._peerOf(native)
+        await peer._ready
+        return peer
+      },
+      (err) => {
+        err = toError(err)
+        throw err.code === 'timeout' ? timeoutError(timeout) : err
       }
-      let timer = null
-      let set = this._waiters.get(hex)
-      if (!set) this._waiters.set(hex, (set = new Set()))
-      const cleanup = () => {
-        set.delete(found)
-        if (set.size === 0 && this._waiters.get(hex) === set) this._waiters.delete(hex)
-        if (timer) clearTimeout(timer)
-        if (signal) signal.removeEventListener('abort', onAbort)
+    )
+    if (!signal) return found
+    let onAbort
+    const aborted = new Promise((resolve, reject) => {
+      onAbort = () => {
+        call(() => this._native.cancel(id))
+        reject(abortError(signal))
       }
-      const fail = (err) => {
-        cleanup()
-        onCancel()
-        reject(err)
-      }
-      const found = (peer) => {
-        if (!peer) return fail(new Error('p2plex destroyed'))
-        cleanup()
-        resolve(peer)
-      }
-      const onAbort = () => fail(abortError(signal))
-      set.add(found)
-      if (signal) signal.addEventListener('abort', onAbort, { once: true })
-      if (timeout !== null) timer = setTimeout(() => fail(timeoutError(timeout)), timeout)
+      signal.addEventListener('abort', onAbort, { once: true })
     })
+    try {
+      return await Promise.race([found, aborted])
+    } finally {
+      signal.removeEventListener('abort', onAbort)
+      found.catch(noop)
+    }
   }
 
   // Finds the peer by its key (its listenSelf announce) and connects to it.
@@ -337,30 +285,25 @@ class P2Plex extends EventEmitter {
     const cancel = checkCancel(checkObject(opts, 'findByPublicKey options'))
     if (this.destroyed) throw new Error('p2plex destroyed')
     if (publicKey.equals(this.publicKey)) throw new TypeError('cannot find yourself')
-    const hex = publicKey.toString('hex')
-    const peer = this._byKey.get(hex)
-    if (peer && peer.connected) return peer
-    this.swarm.joinPeer(publicKey)
-    return this._waitPeer(hex, cancel, () => {
-      if (!this.destroyed) try { this.swarm.leavePeer(publicKey) } catch {}
-    })
+    return this._search(cancel, (id) => this._native.findByPublicKey(publicKey, cancel.timeout, id))
   }
 
-  // Joins `topic` and resolves with the peer `publicKey` once connected to it there.
+  // Joins `topic` and resolves with the peer `publicKey` once connected to it there; a search
+  // that did not finish leaves the topic again unless it was joined before.
   async findByTopicAndPublicKey (topic, publicKey, opts = {}) {
     topic = key32(topic, 'topic')
     publicKey = key32(publicKey, 'public key')
     opts = checkObject(opts, 'findByTopicAndPublicKey options')
     const cancel = checkCancel(opts)
     if (this.destroyed) throw new Error('p2plex destroyed')
-    const hex = publicKey.toString('hex')
-    const peer = this._byKey.get(hex)
-    if (peer && peer.connected) return peer
     const wasJoined = !!this.swarm.status(topic)
     this.join(topic, opts).catch(noop)
-    return this._waitPeer(hex, cancel, () => {
+    try {
+      return await this._search(cancel, (id) => this._native.waitForPeer(publicKey, cancel.timeout, id))
+    } catch (err) {
       if (!wasJoined && !this.destroyed) this.leave(topic).catch(noop)
-    })
+      throw err
+    }
   }
 
   // Announces and/or looks up `topic`; resolves once the first full round completed.
@@ -371,8 +314,7 @@ class P2Plex extends EventEmitter {
     const lookup = optBool(opts, 'lookup', true)
     if (!announce && !lookup) throw new TypeError('join needs announce, lookup or both')
     if (this.destroyed) throw new Error('p2plex destroyed')
-    const d = this.swarm.join(topic, { server: announce, client: lookup })
-    await d.flushed()
+    await this.swarm.join(topic, { server: announce, client: lookup }).flushed()
   }
 
   async leave (topic) {
@@ -382,16 +324,12 @@ class P2Plex extends EventEmitter {
   async destroy () {
     if (this.destroyed) return this._destroying
     this.destroyed = true
-    for (const peer of this._byKey.values()) {
-      for (const s of peer._streams) s.destroy()
-    }
-    for (const set of [...this._waiters.values()]) {
-      for (const w of [...set]) w(null)
-    }
-    this._waiters.clear()
-    this._destroying = this.swarm.destroy().then(() => {
-      for (const peer of this._byKey.values()) peer._ondisconnection()
-    })
+    for (const s of this._streams) s.destroy()
+    this._destroying = (async () => {
+      await this._native.destroy()
+      await this.swarm.destroy()
+      for (const peer of [...this._byId.values()]) peer._ondisconnection()
+    })()
     return this._destroying
   }
 }

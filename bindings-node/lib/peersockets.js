@@ -3,16 +3,17 @@
 //   const Peersockets = require('swarmplex/peersockets')
 //   const sockets = new Peersockets(swarm)       // swarm: a swarmplex Swarm (not a networker)
 //
-// Messages are the engine's topic messages: each one rides the peer's authenticated, encrypted
-// connection (so, unlike the original, they are MAC'd), and the remote delivers it only if it
-// joined that topic; otherwise it drops it silently (the sender cannot tell). Topic names are
-// namespaced ("peersockets/" + name) so they never collide with other users of the swarm.
+// The behaviour is the core's (`swarmplex::peersockets`); this file translates it. Messages are
+// the engine's topic messages: each one rides the peer's authenticated, encrypted connection
+// (so, unlike the original, they are MAC'd), and the remote delivers it only if it joined that
+// topic; otherwise it drops it silently (the sender cannot tell). Topic names are namespaced
+// ("peersockets/" + name) so they never collide with other users of the swarm.
 // broadcast(msg) sends to every connected peer, because a sender cannot know who joined: only
 // the peers that joined the topic deliver it.
 // onmessage(remoteKey, msg): remoteKey is the sender's 32-byte public key, msg a Buffer.
 const { EventEmitter } = require('events')
 const { isBytes, toBuffer, key32, describe, checkObject } = require('./errors')
-const { binding } = require('./native')
+const { binding, toError, call } = require('./native')
 
 const PREFIX = 'peersockets/'
 const MAX_TOPIC = binding.MAX_NAME - PREFIX.length
@@ -24,63 +25,69 @@ function toMessage (msg) {
 }
 
 class TopicHandle {
-  constructor (sockets, topicName, opts) {
+  constructor (sockets, topicName, native, opts) {
     this.sockets = sockets
     this.topicName = topicName
-    this.closed = false
+    this._native = native
     this._onmessage = opts.onmessage || null
     this._onclose = opts.onclose || null
   }
 
+  get closed () {
+    return this._native.closed
+  }
+
   // Sends `msg` to the connected peer `remoteKey`; resolves once sent (delivered only if the
-  // remote joined this topic). Rejects if there is no open connection to that peer.
+  // remote joined this topic). Rejects (code 'closed') if there is no open connection to it.
   send (remoteKey, msg) {
-    if (this.closed) return Promise.reject(new Error('topic handle closed'))
-    return this.sockets.swarm.sendMessage(key32(remoteKey, 'remote key'), PREFIX + this.topicName, toMessage(msg))
+    const key = key32(remoteKey, 'remote key')
+    return this._native.send(key, toMessage(msg)).catch((err) => { throw toError(err) })
   }
 
   // Sends `msg` to every connected peer; resolves with how many sends succeeded.
-  async broadcast (msg) {
-    if (this.closed) throw new Error('topic handle closed')
-    const data = toMessage(msg)
-    const keys = [...this.sockets.swarm.connections].map((s) => s.remotePublicKey)
-    const results = await Promise.allSettled(keys.map((k) => this.sockets.swarm.sendMessage(k, PREFIX + this.topicName, data)))
-    return results.filter((r) => r.status === 'fulfilled').length
+  broadcast (msg) {
+    return this._native.broadcast(toMessage(msg)).catch((err) => { throw toError(err) })
   }
 
   // Stops delivering to this handle (the topic stays joined while other handles use it).
   close () {
-    if (this.closed) return
-    this.closed = true
-    this.sockets._remove(this)
-  }
-
-  _deliver (remoteKey, data) {
-    if (!this.closed && this._onmessage) this._onmessage(remoteKey, data)
+    call(() => this._native.close())
+    this.sockets._handles.delete(this._native.id)
   }
 }
 
 class Peersockets extends EventEmitter {
   constructor (swarm) {
     super()
-    if (!swarm || typeof swarm.joinMessages !== 'function' || typeof swarm.sendMessage !== 'function') {
+    if (!swarm || typeof swarm.joinMessages !== 'function' || !swarm._native) {
       throw new TypeError('Peersockets needs a swarmplex Swarm')
     }
     this.swarm = swarm
-    this.topics = new Map() // topicName -> Set<TopicHandle>
-    this._onmessage = (remote, topic, data) => {
-      if (!topic.startsWith(PREFIX)) return
-      const handles = this.topics.get(topic.slice(PREFIX.length))
-      if (!handles) return
-      for (const h of [...handles]) {
-        try {
-          h._deliver(remote, data)
-        } catch (err) {
-          process.nextTick(() => { throw err }) // an app callback's error is the app's
-        }
-      }
+    this._handles = new Map() // native handle id -> TopicHandle
+    this._native = call(() => new binding.NativePeersockets(swarm._native, (m) => this._onmessage(m)))
+  }
+
+  _onmessage (m) {
+    const h = this._handles.get(m.handle)
+    if (!h) return
+    if (m.closed) return this._handles.delete(m.handle)
+    if (h.closed || !h._onmessage) return
+    try {
+      h._onmessage(m.remote, m.data)
+    } catch (err) {
+      process.nextTick(() => { throw err }) // an app callback's error is the app's
     }
-    swarm.on('message', this._onmessage)
+  }
+
+  // Topic name -> its open handles.
+  get topics () {
+    const out = new Map()
+    for (const h of this._handles.values()) {
+      if (h.closed) continue
+      if (!out.has(h.topicName)) out.set(h.topicName, new Set())
+      out.get(h.topicName).add(h)
+    }
+    return out
   }
 
   join (topicName, opts = {}) {
@@ -90,35 +97,21 @@ class Peersockets extends EventEmitter {
     for (const k of ['onmessage', 'onclose']) {
       if (opts[k] !== undefined && typeof opts[k] !== 'function') throw new TypeError(`${k} must be a function, got ${describe(opts[k])}`)
     }
-    let handles = this.topics.get(topicName)
-    if (!handles) {
-      this.swarm.joinMessages(PREFIX + topicName)
-      this.topics.set(topicName, (handles = new Set()))
-    }
-    const handle = new TopicHandle(this, topicName, opts)
-    handles.add(handle)
+    const handle = new TopicHandle(this, topicName, call(() => this._native.join(topicName)), opts)
+    this._handles.set(handle._native.id, handle)
     return handle
   }
 
   // Closes every handle of `topicName` (all topics if omitted), calls their onclose, and stops
   // receiving that topic.
   leave (topicName) {
-    const names = topicName === undefined ? [...this.topics.keys()] : [topicName]
-    for (const name of names) {
-      const handles = this.topics.get(name)
-      if (!handles) continue
-      this.topics.delete(name)
-      if (!this.swarm.destroyed) this.swarm.leaveMessages(PREFIX + name)
-      for (const h of handles) {
-        h.closed = true
-        if (h._onclose) h._onclose()
-      }
+    if (this.swarm.destroyed) return
+    const closed = call(() => this._native.leave(topicName === undefined ? null : topicName))
+    for (const id of closed) {
+      const h = this._handles.get(id)
+      this._handles.delete(id)
+      if (h && h._onclose) h._onclose()
     }
-  }
-
-  _remove (handle) {
-    const handles = this.topics.get(handle.topicName)
-    if (handles) handles.delete(handle)
   }
 }
 

@@ -26,6 +26,8 @@ use swarmplex::{
 };
 use tokio::sync::{mpsc, oneshot};
 
+mod plex;
+
 /// Largest chunk the reader hands to JS at once.
 const READ_CHUNK: usize = 256 * 1024;
 /// Bytes handed to the writer and not yet accepted by the transport before JS must wait for a

@@ -102,9 +102,11 @@ test("a stream nobody waited for arrives as peer 'stream'; reopen after auto-clo
     })
   })
   const [aPeer] = await connectPair(a, b)
+  // The connection may close as soon as the engine saw both ends, before `got` resolves.
+  const closed = waitFor(aPeer, 'disconnected', () => true, W)
   const got = await exchange(aPeer.createStream('first'), 'x')
   assert.strictEqual(got.toString(), 'echo first')
-  await waitFor(aPeer, 'disconnected', () => true, W)
+  await closed
   assert.strictEqual(aPeer.connected, false)
   // A new stream on the same Peer finds b again by key and reconnects transparently.
   const reconnected = waitFor(a, 'connection', (p) => p.publicKey.equals(b.publicKey), W)
@@ -112,7 +114,8 @@ test("a stream nobody waited for arrives as peer 'stream'; reopen after auto-clo
   assert.strictEqual(again.toString(), 'echo second')
   const [newPeer] = await reconnected
   assert.notStrictEqual(newPeer, aPeer) // a new Peer per connection
-  assert.ok(a.peers.has(newPeer) && !a.peers.has(aPeer))
+  // (The new connection may have closed by itself already: both its streams finished.)
+  assert.ok(!a.peers.has(aPeer) && (a.peers.has(newPeer) || !newPeer.connected))
 })
 
 test("a receiveStream that takes an announced stream first: no 'stream' event, no stale receive", T, async (t) => {

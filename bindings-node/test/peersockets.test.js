@@ -7,7 +7,7 @@ const fs = require('fs')
 const os = require('os')
 const path = require('path')
 const Peersockets = require('swarmplex/peersockets')
-const { setup, createTestnet, withTimeout, randomTopic, run } = require('./helpers')
+const { setup, createTestnet, withTimeout, randomTopic, run, waitFor } = require('./helpers')
 
 const T = { timeout: 90000 }
 const W = 20000
@@ -89,8 +89,11 @@ test('send, broadcast, close, leave; a peer that did not join gets nothing', T, 
   m = await bChat.next(3)
   assert.strictEqual(m.msg.toString(), 'to all')
   // A later message on a topic c did join arrives: by then the earlier ones were handled.
+  // (The handle and the swarm's own 'message' event are told apart: wait for both.)
+  const cProbeRaw = waitFor(c, 'message', (remote, name) => name === 'peersockets/probe', W)
   await pa.send(C, 'probe c')
   assert.strictEqual((await cProbe.next(1)).msg.toString(), 'probe c')
+  await cProbeRaw
   assert.deepStrictEqual(cRaw, ['peersockets/probe'])
 
   // leave: onclose runs, and b no longer delivers 'chat'.

@@ -102,18 +102,22 @@ impl Peersockets {
     }
 
     /// Closes every handle of `name` (every topic if `None`) and stops receiving it: their
-    /// [`TopicHandle::next_message`] returns `None` once it delivered what had come.
-    pub fn leave(&self, name: Option<&str>) {
+    /// [`TopicHandle::next_message`] returns `None` once it delivered what had come. Returns
+    /// the ids of the handles it closed.
+    pub fn leave(&self, name: Option<&str>) -> Vec<u64> {
         let mut topics = self.inner.lock();
         let names: Vec<String> = match name {
             Some(n) => vec![n.to_string()],
             None => topics.keys().cloned().collect(),
         };
+        let mut closed = Vec::new();
         for n in names {
-            if topics.remove(&n).is_some() {
+            if let Some(handles) = topics.remove(&n) {
                 self.inner.swarm.leave_messages(&format!("{PREFIX}{n}"));
+                closed.extend(handles.into_keys());
             }
         }
+        closed
     }
 
     /// The names of the topics with an open handle.
@@ -153,6 +157,11 @@ impl Shared {
 }
 
 impl TopicHandle {
+    /// This handle's number, unique within its [`Peersockets`].
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
     /// The topic's name.
     pub fn name(&self) -> &str {
         &self.name
@@ -171,14 +180,14 @@ impl TopicHandle {
     }
 
     /// Sends `msg` to the connected peer `remote`; returns once sent (it is delivered only if
-    /// the remote joined this topic). Fails with `Connect` if there is no connection to it.
+    /// the remote joined this topic). Fails with `Closed` if there is no open connection to it.
     pub async fn send(&self, remote: PublicKey, msg: &[u8]) -> Result<()> {
         self.check_open()?;
         let conns = self.sockets.swarm.connections().await?;
         let conn = conns
             .into_iter()
             .find(|c| c.remote_public_key() == remote)
-            .ok_or_else(|| Error::Connect(format!("no connection to {remote}")))?;
+            .ok_or_else(|| Error::Closed(format!("no open connection to {remote}")))?;
         conn.send_message(&self.sockets.topic(&self.name), msg).await
     }
 

@@ -233,6 +233,13 @@ impl Plex {
         Ok(peer)
     }
 
+    /// Resolves with the peer `key` once connected to it, without searching for it (for a
+    /// caller that looks it up another way). Fails with `Timeout` after `timeout`.
+    pub async fn wait_for_peer(&self, key: PublicKey, timeout: Option<Duration>) -> Result<Peer> {
+        self.inner.check_open()?;
+        self.inner.wait_peer(key, timeout).await
+    }
+
     /// Joins `topic` with `opts` (p2plex's `announce` is `server`, `lookup` is `client`) and
     /// resolves with the peer `key` once connected to it. Fails with `Timeout` after `timeout`;
     /// dropping the future cancels. A search that did not finish leaves the topic again unless
@@ -275,16 +282,12 @@ impl Plex {
 
     /// Closes every connection and stops the swarm; pending finds fail with `Closed`.
     pub async fn destroy(&self) {
-        {
-            let mut state = self.inner.lock();
-            if state.destroyed {
-                drop(state);
-                self.inner.swarm.destroy().await;
-                return;
-            }
-            state.destroyed = true;
+        let first = !std::mem::replace(&mut self.inner.lock().destroyed, true);
+        if !first {
+            self.inner.swarm.destroy().await;
+            return;
         }
-        self.inner.changed.send_modify(|n| *n += 1);
+        self.inner.bump();
         self.inner.swarm.destroy().await;
         let peers: Vec<Peer> = self.inner.lock().by_key.values().cloned().collect();
         for peer in peers {

@@ -128,8 +128,8 @@ impl Peer {
         st.live && !st.closing && !st.remote_ended
     }
 
-    /// Whether the connection is open (it may be closing).
-    pub(super) fn is_live(&self) -> bool {
+    /// Whether the connection is open (it may be closing); false once it ended.
+    pub fn is_live(&self) -> bool {
         self.lock().live
     }
 
