@@ -48,8 +48,8 @@ class SwarmplexTest : TestnetFixture() {
         val topic = topicFromName(name)
         val ca = async { a.connectionFlow().first() }
         val cb = async { b.connectionFlow().first() }
-        a.joinAndFlush(topic, server = true, client = false)
-        b.join(topic, JoinOptions(server = false, client = true))
+        a.joinAndFlush(topic, server = true, client = false).close()
+        b.join(topic, JoinOptions(server = false, client = true)).close()
         Pair(ca.await(), cb.await())
     }
 
@@ -81,8 +81,8 @@ class SwarmplexTest : TestnetFixture() {
         val topic = topicFromName("kotlin-dedup")
         val eventsA = async { a.eventFlow().collectConnectedFor(4_000) }
         val eventsB = async { b.eventFlow().collectConnectedFor(4_000) }
-        a.joinAndFlush(topic)
-        b.joinAndFlush(topic)
+        a.joinAndFlush(topic).close()
+        b.joinAndFlush(topic).close()
         val connsA = eventsA.await()
         val connsB = eventsB.await()
         assertEquals(1, connsA.size, "a saw ${connsA.size} connections")
