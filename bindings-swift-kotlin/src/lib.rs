@@ -152,7 +152,8 @@ fn addr(s: &str) -> Res<swarmplex::Multiaddr> {
 }
 
 /// An Ed25519 key pair in libsodium's layout (the core's `KeyPair`; Hyperswarm's `keyPair`).
-#[derive(uniffi::Record, Clone, Debug, PartialEq, Eq)]
+/// No `Debug`: it holds the secret key.
+#[derive(uniffi::Record, Clone, PartialEq, Eq)]
 pub struct KeyPair {
     /// The 32-byte public key: the swarm's identity.
     pub public_key: Vec<u8>,

@@ -14,6 +14,7 @@ func pattern(_ n: Int, _ seed: Int) -> Data {
     Data((0..<n).map { UInt8(truncatingIfNeeded: (($0 + seed) &* 2654435761) >> 13) })
 }
 
+/// Why the peer gave up.
 struct PeerError: Error, CustomStringConvertible {
     let description: String
 }

@@ -8,7 +8,9 @@ import XCTest
 
 /// A test case with its own local testnet (3 DHT nodes on 127.0.0.1) for every test.
 class TestnetCase: XCTestCase {
+    /// This test's testnet (started in `setUp`, shut down in `tearDown`).
     var testnet: Testnet!
+    /// Its nodes' multiaddrs, for `Swarm.local(bootstrap:)`.
     var bootstrap: [String] { get throws { try testnet.bootstrap() } }
 
     override func setUp() async throws {
@@ -55,6 +57,7 @@ class TestnetCase: XCTestCase {
         }
     }
 
+    /// `data` as UTF-8 text.
     func text(_ data: Data) -> String { String(decoding: data, as: UTF8.self) }
 }
 
