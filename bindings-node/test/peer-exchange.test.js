@@ -169,3 +169,32 @@ test('nodes only peer within one network id; bad input is a TypeError; no peers 
   assert.deepStrictEqual(Exchange.transports, ['tcp', 'quic', 'websocket'])
   assert.strictEqual(one.id, 'network one')
 })
+
+test('relaying is bounded: a cut circuit errors the socket, and the session ends with relay_limit', T, async (t) => {
+  const make = factory(t)
+  const [a, b, c] = [make(), make(), make()]
+  const { port } = await b.accept('tcp', { host: '127.0.0.1' })
+  await a.connect('tcp', '127.0.0.1', { port })
+  await c.connect('tcp', '127.0.0.1', { port })
+  const seenByC = waitFor(c, 'peer', (p) => p.remotePublicKey.equals(a.publicKey))
+  const ended = waitFor(c.swarm, 'disconnection', (remote) => remote.equals(a.publicKey))
+  const ac = await a.getNewPeer()
+  assert.strictEqual(ac.transport, 'relay')
+  const [ca] = await seenByC
+  // 4 MiB cannot cross a relay that carries 1 MiB per circuit (the default bound): the reader
+  // must see an error, never a clean end.
+  let got = 0
+  const outcome = new Promise((resolve) => {
+    ca.on('data', (d) => { got += d.length })
+    ca.once('end', () => resolve(null))
+    ca.once('error', resolve)
+  })
+  ac.write(Buffer.alloc(4 << 20, 7))
+  const err = await outcome
+  assert.ok(err instanceof Error, `read ${got} bytes and then a clean end: bytes were lost silently`)
+  assert.ok(got < 4 << 20, `${got} bytes crossed`)
+  // The reader's side, whose inbound half the relay cut mid-frame, learns why (the writer's side
+  // may instead see its control stream end cleanly: 'closed').
+  const [, reason] = await ended
+  assert.strictEqual(reason.code, 'relay_limit', reason.message)
+})

@@ -288,3 +288,59 @@ async def test_suspend_and_resume(testnet):
     finally:
         await client.destroy()
         await server.destroy()
+
+
+async def test_max_peers_caps_connections_and_flush_resolves(testnet, swarms):
+    topic = swarmplex.topic("max-peers")
+    for _ in range(3):
+        server = make_swarm(testnet)
+        swarms.append(server)
+        d = await server.join(topic, server=True, client=False)
+        await within(d.flushed(), "announce")
+    client = make_swarm(testnet, max_peers=1)
+    swarms.append(client)
+    await client.join(topic, server=False, client=True)
+    await within(client.next_connection(), "the first connection")
+    await within(client.flush(), "flush with max_peers=1")
+    assert len(client.connections) == 1, "three servers announced, max_peers is 1"
+
+
+async def test_connecting_goes_up_and_down_through_update(testnet, swarms):
+    topic = swarmplex.topic("updates")
+    server, client = make_swarm(testnet), make_swarm(testnet)
+    swarms.extend([server, client])
+    d = await server.join(topic, server=True, client=False)
+    await within(d.flushed(), "announce")
+    assert client.connecting == 0
+    seen: List[int] = []
+    connected = asyncio.get_running_loop().create_future()
+
+    def on_update(connecting: int, connections: int) -> None:
+        seen.append(connecting)
+        if connections == 1 and not connected.done():
+            connected.set_result(None)
+
+    client.on("update", on_update)
+    await client.join(topic, server=False, client=True)
+    await within(connected, "an update with one connection")
+    assert 1 in seen, f"connecting reached 1: {seen}"
+    assert seen[-1] == 0 and client.connecting == 0, seen
+
+
+async def test_a_connected_peer_found_under_a_second_topic_emits_topic(testnet, swarms):
+    t1, t2 = swarmplex.topic("topic-event-1"), swarmplex.topic("topic-event-2")
+    server, client = make_swarm(testnet), make_swarm(testnet)
+    swarms.extend([server, client])
+    for t in (t1, t2):
+        d = await server.join(t, server=True, client=False)
+        await within(d.flushed(), "announce")
+    told = asyncio.get_running_loop().create_future()
+    client.on("topic", lambda key, topic: told.done() or told.set_result((key, topic)))
+    await client.join(t1, server=False, client=True)
+    conn = await within(client.next_connection(), "the connection under the first topic")
+    assert conn.peer_info.topics == [t1]
+    await client.join(t2, server=False, client=True)
+    assert await within(told, "the topic event") == (server.public_key, t2)
+    await within(client.flush())
+    assert sorted(conn.peer_info.topics) == sorted([t1, t2])
+    assert client.connections == {conn}, "one connection for both topics"

@@ -156,3 +156,30 @@ async def test_unaccept_closes_that_transports_listeners_and_keeps_connections()
         with pytest.raises(TypeError):
             await b.unaccept(5)  # type: ignore[arg-type]
         await both_ways(ab, ba, 1024)
+
+
+async def test_relaying_is_bounded_and_a_cut_circuit_ends_with_relay_limit():
+    async with AsyncExitStack() as stack:
+        a, b, c = await nodes(stack, 3)
+        port = (await b.accept("tcp", host="127.0.0.1")).port
+        await within(a.connect("tcp", "127.0.0.1", port=port), "A connects to B")
+        await within(c.connect("tcp", "127.0.0.1", port=port), "C connects to B")
+        ac = await within(a.get_new_peer(), "A reaches C through B")
+        assert ac.transport == "relay"
+        ca = await peer_from(c, a.public_key)
+        # 4 MiB cannot cross a relay that carries 1 MiB per circuit (the default bound): the
+        # reader must see an error, never a clean end.
+        ac.write(b"\x07" * (4 << 20))
+        got = 0
+        with pytest.raises(swarmplex.SwarmplexError):
+            while True:
+                chunk = await within(ca.read(65536), "the circuit to give out")
+                if not chunk:
+                    pytest.fail(f"read {got} bytes and then a clean end: bytes were lost silently")
+                got += len(chunk)
+        assert got < 4 << 20
+        # The reader's side, whose inbound half the relay cut mid-frame, learns why. (The
+        # writer's side may instead see its control stream end cleanly: "closed".)
+        reason = await within(ca.wait_closed_reason(), "the session's end")
+        assert isinstance(reason, swarmplex.RelayLimitError) and reason.kind == "relay_limit", repr(reason)
+        assert isinstance(await within(ac.wait_closed_reason()), (swarmplex.RelayLimitError, swarmplex.ClosedError))

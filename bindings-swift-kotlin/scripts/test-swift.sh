@@ -13,11 +13,13 @@
 #
 # Downloads (crates, debootstrap, apt) come first; `swift build` needs no network (the package has
 # no dependencies) and runs before the namespace; `swift test` runs inside scripts/netns-run
-# (loopback only): the tests only ever talk to a local testnet on 127.0.0.1 with mDNS off.
+# (loopback only): the tests only ever talk to a local testnet on 127.0.0.1 with mDNS off, or to
+# namespaces they create (NatTests: scripts/nat-lab, with the CLI as its bootstrap node).
 #
 # Environment: SWARMPLEX_SWIFT_CHROOT (chroot dir), SWARMPLEX_DEBIAN_MIRROR (debootstrap/apt
 # mirror, default http://deb.debian.org/debian), CARGO_TARGET_DIR, SWIFT_TEST_TIMEOUT (seconds,
-# default 900), SWIFT_TEST_FILTER (passed to `swift test --filter`).
+# default 900), SWIFT_TEST_FILTER (passed to `swift test --filter`), SWARMPLEX_SKIP_NAT_TESTS (set:
+# NatTests are not run).
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 ROOT="$(cd "$HERE/.." && pwd)"
@@ -32,8 +34,9 @@ MIRROR="${SWARMPLEX_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 SUITE=trixie
 READY="$CHROOT/.swarmplex-swift-ready"
 # What the chroot gets besides minbase (libc6-dev is only a Recommends of swiftlang, but swiftc
-# needs its crt files and headers to link anything). Changing this list re-runs the apt step.
-CHROOT_PACKAGES="swiftlang libc6-dev"
+# needs its crt files and headers to link anything; iproute2, nftables and procps run
+# scripts/nat-lab for NatTests). Changing this list re-runs the apt step.
+CHROOT_PACKAGES="swiftlang libc6-dev iproute2 nftables procps"
 PKG="$HERE/swift"
 FFI_DIR="$PKG/Sources/swarmplex_uniffiFFI"   # generated header + module.modulemap (gitignored)
 GEN_DIR="$PKG/Sources/Swarmplex/Generated"   # generated swarmplex_uniffi.swift (gitignored)
@@ -52,25 +55,31 @@ esac
 # Mount points at or below $1 in this (the host's) mount namespace.
 mounts_under() { awk -v p="$1" '$5 == p || index($5, p "/") == 1 { print $5 }' /proc/self/mountinfo; }
 
-# Runs "$@" in the chroot, in a private mount namespace holding /proc, /dev, the Swift package and
-# the library dir (read-only), each at its host path. `--loopback`: also in a loopback-only
-# network namespace (scripts/netns-run). The environment is reset (no host PATH or CARGO_*).
+# Runs "$@" in the chroot, in a private mount namespace holding /proc, /dev, the Swift package, the
+# library dir and the repo's scripts/ (both read-only), each at its host path. `--loopback`: also
+# in a loopback-only network namespace (scripts/netns-run). The environment is reset (no host PATH
+# or CARGO_*) but for SWARMPLEX_CLI, the CLI in the library dir (NatTests' bootstrap node).
 # shellcheck disable=SC2016  # the inner script is single-quoted on purpose
 ENTER='
-C=$1 PKG=$2 LIB=$3; shift 3
+C=$1 PKG=$2 LIB=$3 SCRIPTS=$4; shift 4
 cleanup() {
-    for m in "$C$LIB" "$C$PKG" "$C/dev" "$C/proc"; do
+    for m in "$C$SCRIPTS" "$C$LIB" "$C$PKG" "$C/dev" "$C/proc" "$C"; do
         if mountpoint -q "$m"; then umount --recursive --lazy "$m" || true; fi
     done
 }
 trap cleanup EXIT
+# Make the chroot root a mount point of its own: ip netns (NatTests) turns / into a slave mount.
+mount --bind "$C" "$C"
 mount --bind /proc "$C/proc"
 mount --rbind /dev "$C/dev"
 mkdir -p "$C$PKG" "$C$LIB"
 mount --bind "$PKG" "$C$PKG"
 mount --bind "$LIB" "$C$LIB"
 mount -o remount,bind,ro "$C$LIB"
-chroot "$C" /usr/bin/env -i HOME=/root LANG=C.UTF-8 TERM="${TERM:-dumb}" \
+mkdir -p "$C$SCRIPTS"
+mount --bind "$SCRIPTS" "$C$SCRIPTS"
+mount -o remount,bind,ro "$C$SCRIPTS"
+chroot "$C" /usr/bin/env -i HOME=/root LANG=C.UTF-8 TERM="${TERM:-dumb}" SWARMPLEX_CLI="$LIB/swarmplex" \
     PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
     DEBIAN_FRONTEND=noninteractive "$@"
 '
@@ -78,7 +87,7 @@ in_chroot() {
     local netns=()
     if [ "$1" = --loopback ]; then netns=("$ROOT/scripts/netns-run"); shift; fi
     "${netns[@]}" unshare --mount --propagation private -- \
-        bash -euo pipefail -c "$ENTER" enter-chroot "$CHROOT" "$PKG" "$LIB_DIR" "$@"
+        bash -euo pipefail -c "$ENTER" enter-chroot "$CHROOT" "$PKG" "$LIB_DIR" "$ROOT/scripts" "$@"
 }
 
 # ---------------------------------------------------------------- host side: cdylib + bindings
@@ -89,6 +98,8 @@ log "cargo build -p swarmplex-uniffi"
 cargo build -p swarmplex-uniffi
 log "cargo build -p uniffi-bindgen"
 cargo build -p uniffi-bindgen
+log "cargo build -p swarmplex-cli (NatTests' bootstrap node)"
+cargo build -p swarmplex-cli
 
 log "uniffi-bindgen generate (Swift) -> ${PKG#"$ROOT"/}/Sources"
 TMP_GEN="$(mktemp -d)"
@@ -167,6 +178,7 @@ t3=$EPOCHREALTIME
 log "swift test (in the chroot, inside scripts/netns-run: loopback only)"
 filter=()
 if [ -n "${SWIFT_TEST_FILTER:-}" ]; then filter=(--filter "$SWIFT_TEST_FILTER"); fi
+if [ -n "${SWARMPLEX_SKIP_NAT_TESTS:-}" ]; then filter+=(--skip NatTests); fi
 OUT="$TMP_GEN/swift-test.log"
 rc=0
 in_chroot --loopback timeout --kill-after=10 "${SWIFT_TEST_TIMEOUT:-900}" \

@@ -19,6 +19,9 @@ echo "== cargo build -p swarmplex-uniffi"
 cargo build -p swarmplex-uniffi
 echo "== cargo build -p uniffi-bindgen"
 cargo build -p uniffi-bindgen
+# NatTest's bootstrap node (`swarmplex bootstrap`): the CLI, beside the library.
+echo "== cargo build -p swarmplex-cli"
+cargo build -p swarmplex-cli
 
 echo "== uniffi-bindgen generate (Kotlin) -> ${GEN#"$ROOT"/}"
 rm -rf "$GEN"

@@ -146,6 +146,47 @@ pub fn topic_from_name(name: String) -> Res<Vec<u8>> {
     Ok(Topic::from_name(&name).0.to_vec())
 }
 
+/// A multiaddr from a string (`/ip4/127.0.0.1/tcp/4001`, …); anything else is `InvalidInput`.
+fn addr(s: &str) -> Res<swarmplex::Multiaddr> {
+    s.parse().map_err(|e| SwarmplexError::InvalidInput(format!("multiaddr {s:?}: {e}")))
+}
+
+/// An Ed25519 key pair in libsodium's layout (the core's `KeyPair`; Hyperswarm's `keyPair`).
+/// No `Debug`: it holds the secret key.
+#[derive(uniffi::Record, Clone, PartialEq, Eq)]
+pub struct KeyPair {
+    /// The 32-byte public key: the swarm's identity.
+    pub public_key: Vec<u8>,
+    /// 64 bytes: the 32-byte seed, then the public key (libsodium's secret key layout).
+    pub secret_key: Vec<u8>,
+}
+
+impl From<&swarmplex::KeyPair> for KeyPair {
+    fn from(kp: &swarmplex::KeyPair) -> Self {
+        KeyPair { public_key: kp.public_key().as_bytes().to_vec(), secret_key: kp.secret_key().to_vec() }
+    }
+}
+
+/// A fresh random key pair.
+#[uniffi::export]
+pub fn key_pair_generate() -> Res<KeyPair> {
+    Ok((&swarmplex::KeyPair::generate()).into())
+}
+
+/// The key pair libsodium's `crypto_sign_seed_keypair` (and Hyperswarm's `keyPair(seed)`)
+/// derives from a 32-byte seed; `InvalidInput` for another length.
+#[uniffi::export]
+pub fn key_pair_from_seed(seed: Vec<u8>) -> Res<KeyPair> {
+    Ok((&swarmplex::KeyPair::from_seed(&seed)?).into())
+}
+
+/// The key pair of a 64-byte libsodium secret key (seed ‖ public key); `InvalidInput` if its
+/// length is wrong or its halves do not match.
+#[uniffi::export]
+pub fn key_pair_from_secret_key(secret_key: Vec<u8>) -> Res<KeyPair> {
+    Ok((&swarmplex::KeyPair::from_secret_key(&secret_key)?).into())
+}
+
 /// Native handles alive (swarms, connections, streams, discoveries, testnets): for leak tests.
 static LIVE: AtomicI64 = AtomicI64::new(0);
 
@@ -193,9 +234,13 @@ pub struct SwarmOptions {
     /// Bootstrap multiaddrs (each ending in `/p2p/<peer id>`); `None`: the public network.
     #[uniffi(default = None)]
     pub bootstrap: Option<Vec<String>>,
-    /// A 32-byte seed for the identity; random when `None`.
+    /// A 32-byte seed for the identity (libsodium's seed layout, see `keyPairFromSeed`);
+    /// random when neither this nor `secretKey` is given.
     #[uniffi(default = None)]
     pub seed: Option<Vec<u8>>,
+    /// A 64-byte secret key for the identity (`KeyPair.secretKey`); not together with `seed`.
+    #[uniffi(default = None)]
+    pub secret_key: Option<Vec<u8>>,
     /// A private network name.
     #[uniffi(default = None)]
     pub network: Option<String>,
@@ -211,6 +256,42 @@ pub struct SwarmOptions {
     /// Asked once per peer before a connection is accepted; `true` rejects and bans the peer.
     #[uniffi(default = None)]
     pub firewall: Option<Arc<dyn Firewall>>,
+    /// A peer-exchange node of this network id (any string; the core's `SwarmOptions::exchange`):
+    /// no DHT, no mDNS, no listener until `listenOn`, a bounded relay service for its peers and a
+    /// relay reservation on each peer that offers one. Meet peers with `connect(address)` and
+    /// `getNewPeer(via)`. `bootstrap`, `network`, `listen` and `mdns` must then stay unset.
+    #[uniffi(default = None)]
+    pub exchange: Option<String>,
+}
+
+impl SwarmOptions {
+    /// The core's options these describe.
+    fn into_core(self) -> Res<swarmplex::SwarmOptions> {
+        let base = match &self.exchange {
+            Some(id) => {
+                if self.bootstrap.is_some() || self.network.is_some() || self.listen.is_some() || self.mdns {
+                    return Err(SwarmplexError::InvalidInput(
+                        "exchange sets bootstrap, network, listen and mdns itself: leave them unset".into(),
+                    ));
+                }
+                swarmplex::SwarmOptions::exchange(id)
+            }
+            None => swarmplex::SwarmOptions {
+                bootstrap: self.bootstrap,
+                network: self.network,
+                mdns: self.mdns,
+                listen: self.listen,
+                ..Default::default()
+            },
+        };
+        Ok(swarmplex::SwarmOptions {
+            key_pair: self.secret_key.map(|s| swarmplex::KeyPair::from_secret_key(&s)).transpose()?,
+            seed: self.seed,
+            max_peers: self.max_peers.map(|n| n as usize),
+            firewall: self.firewall.map(core_firewall),
+            ..base
+        })
+    }
 }
 
 /// The options of [`Swarm::local`] (loopback listen addresses, mDNS off, `bootstrap` as given),
@@ -221,11 +302,13 @@ pub fn local_options(bootstrap: Vec<String>) -> Res<SwarmOptions> {
     Ok(SwarmOptions {
         bootstrap: o.bootstrap,
         seed: None,
+        secret_key: None,
         network: o.network,
         max_peers: None,
         mdns: o.mdns,
         listen: o.listen,
         firewall: None,
+        exchange: None,
     })
 }
 
@@ -393,17 +476,7 @@ impl Swarm {
     #[uniffi::constructor]
     pub fn new(options: SwarmOptions) -> Res<Arc<Self>> {
         swarmplex::logging::stderr_from_env();
-        let opts = swarmplex::SwarmOptions {
-            bootstrap: options.bootstrap,
-            seed: options.seed,
-            network: options.network,
-            max_peers: options.max_peers.map(|n| n as usize),
-            mdns: options.mdns,
-            listen: options.listen,
-            firewall: options.firewall.map(core_firewall),
-            ..Default::default()
-        };
-        let inner = swarmplex::Swarm::spawn(opts, shared().handle())?;
+        let inner = swarmplex::Swarm::spawn(options.into_core()?, shared().handle())?;
         Ok(Arc::new(Swarm { inner, _live: Live::new() }))
     }
 
@@ -417,6 +490,46 @@ impl Swarm {
     /// This swarm's 32-byte public key.
     pub fn public_key(&self) -> Res<Vec<u8>> {
         Ok(self.inner.public_key().as_bytes().to_vec())
+    }
+
+    /// This swarm's key pair (its secret key included: keep it to restart with the same identity).
+    pub fn key_pair(&self) -> Res<KeyPair> {
+        Ok(self.inner.key_pair().into())
+    }
+
+    /// Dials `address` (a multiaddr such as `/ip4/127.0.0.1/tcp/4001`) and returns the session
+    /// with whoever answers there (not redialed once it ends). `Connect` if nobody does, or if
+    /// the peer is of another network.
+    pub async fn connect(&self, address: String) -> Res<Arc<Connection>> {
+        let a = addr(&address)?;
+        let s = self.inner.clone();
+        on_core(async move { Ok(Connection::wrap(s.connect(a).await?)) }).await
+    }
+
+    /// Listens on one more address (a multiaddr; port 0 picks one: `/ip4/127.0.0.1/tcp/0`,
+    /// `…/udp/0/quic-v1`, `…/tcp/0/ws`) and returns the bound address.
+    pub async fn listen_on(&self, address: String) -> Res<String> {
+        let a = addr(&address)?;
+        let s = self.inner.clone();
+        on_core(async move { Ok(s.listen_on(a).await?.to_string()) }).await
+    }
+
+    /// Closes the listener at `address` (one `listenOn` returned); existing connections stay.
+    /// `InvalidInput` if nothing listens there.
+    pub async fn stop_listening(&self, address: String) -> Res<()> {
+        let a = addr(&address)?;
+        let s = self.inner.clone();
+        on_core(async move { Ok(s.stop_listening(a).await?) }).await
+    }
+
+    /// Peer exchange: asks the connected peer `via` (a 32-byte key; `None`: a random connected
+    /// peer) for another peer of this network and connects to it, through `via`'s relay when
+    /// the peer cannot be dialed directly. `Connect` when there is no peer to ask or nothing new
+    /// to offer.
+    pub async fn get_new_peer(&self, via: Option<Vec<u8>>) -> Res<Arc<Connection>> {
+        let via = via.as_deref().map(key).transpose()?;
+        let s = self.inner.clone();
+        on_core(async move { Ok(Connection::wrap(s.get_new_peer(via).await?)) }).await
     }
 
     /// Joins a 32-byte topic; returns at once (await `Discovery.flushed()`).
@@ -679,9 +792,11 @@ impl Discovery {
         on_core(async move { Ok(d.flushed().await?) }).await
     }
 
-    /// Starts a new round now.
-    pub fn refresh(&self) -> Res<()> {
-        Ok(self.inner.refresh(None)?)
+    /// Starts a new round now (announce and/or look up again); with `options`, switches to that
+    /// server/client mode first.
+    #[uniffi::method(default(options = None))]
+    pub fn refresh(&self, options: Option<JoinOptions>) -> Res<()> {
+        Ok(self.inner.refresh(options.map(Into::into))?)
     }
 
     /// Leaves the topic; returns once its announce is withdrawn from the DHT.

@@ -22,6 +22,12 @@ let package = Package(
             path: "Sources/Swarmplex",
             linkerSettings: [.linkedLibrary("swarmplex_uniffi", .when(platforms: [.linux, .macOS]))]
         ),
+        // NatTests' peer, run in a NAT lab namespace (a test helper: no product, not for users).
+        .executableTarget(
+            name: "SwarmplexNatPeer",
+            dependencies: ["Swarmplex"],
+            path: "Tests/NatPeer"
+        ),
         .testTarget(
             name: "SwarmplexTests",
             dependencies: ["Swarmplex", "swarmplex_uniffiFFI"],

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use common::*;
-use swarmplex::{ErrorKind, KeyPair, Swarm, SwarmEvent, SwarmOptions, Topic, firewall_fn};
+use swarmplex::{ErrorKind, JoinOptions, KeyPair, Swarm, SwarmEvent, SwarmOptions, Topic, firewall_fn};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_and_client_exchange_bytes_both_ways() {
@@ -258,6 +258,32 @@ async fn leave_keeps_existing_connections() {
     assert_eq!(cs.socket().read(64).await.unwrap(), b"still here");
     assert!(client.topics().await.unwrap().is_empty());
     assert_eq!(server.connections().await.unwrap().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refresh_switches_a_client_to_server_and_status_follows() {
+    let net = testnet().await;
+    let t = topic("refresh");
+    let a = swarm(&net).await;
+    let d = a.join(t, CLIENT).unwrap();
+    within("first round", d.flushed()).await.unwrap();
+    assert_eq!(a.status(t).await.unwrap(), Some(CLIENT));
+    assert_eq!(a.status(topic("never joined")).await.unwrap(), None);
+    let neither = JoinOptions { server: false, client: false };
+    assert_eq!(d.refresh(Some(neither)).unwrap_err().kind(), ErrorKind::InvalidInput);
+    d.refresh(Some(BOTH)).unwrap();
+    assert_eq!(a.status(t).await.unwrap(), Some(BOTH));
+    within("the round that announces", d.flushed()).await.unwrap();
+    // A new client's first lookup finds a: without the switch there is no announce to find.
+    let b = flushed_client(&net, t).await;
+    let found: Vec<_> = b.connections().await.unwrap().iter().map(|c| c.remote_public_key()).collect();
+    assert_eq!(found, vec![a.public_key()]);
+    // A plain refresh runs a round and keeps the mode.
+    d.refresh(None).unwrap();
+    within("a plain round", d.flushed()).await.unwrap();
+    assert_eq!(a.status(t).await.unwrap(), Some(BOTH));
+    within("leave", d.destroy()).await.unwrap();
+    assert_eq!(a.status(t).await.unwrap(), None);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

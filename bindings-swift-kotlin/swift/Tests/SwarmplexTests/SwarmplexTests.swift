@@ -5,51 +5,7 @@ import Foundation
 import Swarmplex
 import XCTest
 
-final class SwarmplexTests: XCTestCase {
-    private var testnet: Testnet!
-    private var bootstrap: [String] { get throws { try testnet.bootstrap() } }
-
-    override func setUp() async throws {
-        testnet = try await startTestnet(nodes: 3)
-    }
-
-    override func tearDown() async throws {
-        try await testnet?.shutdown()
-        testnet = nil
-    }
-
-    // MARK: helpers
-
-    /// Two local swarms, shut down afterwards whatever happens.
-    private func withPair(_ body: (Swarm, Swarm) async throws -> Void) async throws {
-        let a = try Swarm.local(bootstrap: bootstrap)
-        let b = try Swarm.local(bootstrap: bootstrap)
-        do {
-            try await body(a, b)
-        } catch {
-            try? await a.shutdown()
-            try? await b.shutdown()
-            throw error
-        }
-        try await a.shutdown()
-        try await b.shutdown()
-    }
-
-    /// `a` serves `name`, `b` looks it up; both sides' new connection.
-    private func connectByTopic(_ a: Swarm, _ b: Swarm, _ name: String) async throws -> (Connection, Connection) {
-        let topic = try topicFromName(name: name)
-        return try await within(30, "connect by topic") {
-            async let ca = a.nextConnection()
-            async let cb = b.nextConnection()
-            try await a.joinAndFlush(topic, server: true, client: false)
-            _ = try b.join(topic: topic, options: JoinOptions(server: false, client: true))
-            guard let x = try await ca, let y = try await cb else { throw TestError("a swarm shut down") }
-            return (x, y)
-        }
-    }
-
-    private func text(_ data: Data) -> String { String(decoding: data, as: UTF8.self) }
-
+final class SwarmplexTests: TestnetCase {
     // MARK: tests
 
     func testTwoSwarmsConnectByTopicAndExchangeDataBothWays() async throws {
@@ -308,70 +264,4 @@ final class SwarmplexTests: XCTestCase {
         XCTAssertLessThanOrEqual(fds(), fds0 + 4, "fds \(fds()) vs \(fds0)")
         XCTAssertLessThanOrEqual(threads(), threads0 + 4, "threads \(threads()) vs \(threads0)")
     }
-}
-
-// MARK: - test support
-
-struct TestError: Error, CustomStringConvertible {
-    let description: String
-    init(_ description: String) { self.description = description }
-}
-
-/// Runs `operation`, failing with a TestError after `seconds` (the operation is then cancelled;
-/// the swarm waits used here — nextConnection, event streams — honour cancellation).
-func within<T: Sendable>(
-    _ seconds: Double, _ what: String, _ operation: @escaping @Sendable () async throws -> T
-) async throws -> T {
-    try await withThrowingTaskGroup(of: T.self) { group in
-        group.addTask { try await operation() }
-        group.addTask {
-            try await Task.sleep(nanoseconds: UInt64(seconds * 1e9))
-            throw TestError("\(what): timed out after \(seconds) s")
-        }
-        defer { group.cancelAll() }
-        return try await group.next()!
-    }
-}
-
-/// The connection events `swarm` reports during `seconds` (the collecting task is then
-/// cancelled, which ends its event stream).
-func connectedEvents(_ swarm: Swarm, during seconds: Double) async -> [Connection] {
-    let collector = Task { () -> [Connection] in
-        var out: [Connection] = []
-        for await event in swarm.eventStream() {
-            if case let .connected(connection) = event { out.append(connection) }
-        }
-        return out
-    }
-    try? await Task.sleep(nanoseconds: UInt64(seconds * 1e9))
-    collector.cancel()
-    return await collector.value
-}
-
-enum Kind: String { case invalidInput = "invalid_input", closed }
-
-/// Asserts that `body` throws a SwarmplexError of `kind`; returns it.
-@discardableResult
-func expectError(_ kind: Kind, file: StaticString = #filePath, line: UInt = #line,
-                 _ body: () throws -> Void) -> SwarmplexError? {
-    do {
-        try body()
-        XCTFail("no error thrown, expected \(kind.rawValue)", file: file, line: line)
-    } catch let error as SwarmplexError {
-        XCTAssertEqual(error.kind, kind.rawValue, "\(error)", file: file, line: line)
-        return error
-    } catch {
-        XCTFail("not a SwarmplexError: \(error)", file: file, line: line)
-    }
-    return nil
-}
-
-/// Asserts that `error` is uniffi's report of a Rust panic carrying `message`: not a
-/// SwarmplexError (uniffi's `UniffiInternalError.rustPanic` is file-private to the generated code,
-/// so it is recognised by its description).
-func assertRustPanic(_ error: Error, _ message: String, file: StaticString = #filePath, line: UInt = #line) {
-    XCTAssertFalse(error is SwarmplexError, "a panic became \(error)", file: file, line: line)
-    XCTAssertTrue(String(describing: error).contains("rustPanic"), "\(error)", file: file, line: line)
-    let description = (error as? LocalizedError)?.errorDescription ?? ""
-    XCTAssertTrue(description.contains(message), "description: \(description)", file: file, line: line)
 }

@@ -5,6 +5,9 @@ import io.swarmplex.ffi.JoinOptions
 import io.swarmplex.ffi.Swarm
 import io.swarmplex.ffi.SwarmEvent
 import io.swarmplex.ffi.SwarmplexException
+import io.swarmplex.ffi.keyPairFromSecretKey
+import io.swarmplex.ffi.keyPairFromSeed
+import io.swarmplex.ffi.keyPairGenerate
 import io.swarmplex.ffi.liveHandles
 import io.swarmplex.ffi.localOptions
 import io.swarmplex.ffi.topicFromName
@@ -19,14 +22,12 @@ import kotlinx.coroutines.flow.toList
 import kotlinx.coroutines.flow.transformWhile
 import kotlinx.coroutines.launch
 import kotlinx.coroutines.withContext
-import org.junit.jupiter.api.AfterEach
 import org.junit.jupiter.api.Assertions.assertArrayEquals
 import org.junit.jupiter.api.Assertions.assertEquals
 import org.junit.jupiter.api.Assertions.assertFalse
 import org.junit.jupiter.api.Assertions.assertNotNull
 import org.junit.jupiter.api.Assertions.assertNull
 import org.junit.jupiter.api.Assertions.assertTrue
-import org.junit.jupiter.api.BeforeEach
 import org.junit.jupiter.api.Test
 import org.junit.jupiter.api.assertThrows
 import java.util.concurrent.ConcurrentLinkedQueue
@@ -36,29 +37,10 @@ import java.util.concurrent.ConcurrentLinkedQueue
  * suspend/resume, the firewall callback, stream reset, and cancellation of long-lived waits.
  * Every test runs on a local testnet (127.0.0.1, mDNS off) inside scripts/netns-run.
  */
-class FeaturesTest : TestnetFixture() {
-    private var handlesBefore = 0L
-
-    @BeforeEach
-    fun countHandles() {
-        handlesBefore = liveHandles()
-    }
-
-    /** Every test closes what it made: no native handle is left for the garbage collector. */
-    @AfterEach
-    fun noHandleLeft() {
-        assertEquals(handlesBefore, liveHandles(), "native handles left open by the test")
-    }
-
+class FeaturesTest : LeakCheckedTest() {
     /** [n] local swarms, each shut down and closed afterwards whatever happens. */
-    private fun withSwarms(n: Int, block: suspend CoroutineScope.(List<Swarm>) -> Unit) = run {
-        val swarms = List(n) { Swarm.local(bootstrap) }
-        try {
-            block(swarms)
-        } finally {
-            withContext(NonCancellable) { swarms.forEach { it.shutdownAndClose() } }
-        }
-    }
+    private fun withSwarms(n: Int, block: suspend CoroutineScope.(List<Swarm>) -> Unit) =
+        withSwarms({ List(n) { Swarm.local(bootstrap) } }, block)
 
     private suspend fun connectByTopic(a: Swarm, b: Swarm, name: String): Pair<Connection, Connection> = coroutineScope {
         val topic = topicFromName(name)
@@ -68,24 +50,6 @@ class FeaturesTest : TestnetFixture() {
         b.join(topic, JoinOptions(server = false, client = true)).close()
         Pair(ca.await(), cb.await())
     }
-
-    /** Writes [x] on one end and [y] on the other and checks that each arrives intact. */
-    /** (Writes run beside the reads: flow control blocks a writer nobody reads.) */
-    private suspend fun exchange(one: io.swarmplex.ffi.Stream, other: io.swarmplex.ffi.Stream, x: ByteArray, y: ByteArray) =
-        coroutineScope {
-            val wx = async { one.write(x) }
-            assertArrayEquals(x, other.readExactly(x.size))
-            wx.await()
-            val wy = async { other.write(y) }
-            assertArrayEquals(y, one.readExactly(y.size))
-            wy.await()
-        }
-
-    /** [exchange] over the two connections' sockets (each socket handle closed afterwards). */
-    private suspend fun exchangeOnSockets(one: Connection, other: Connection, x: ByteArray, y: ByteArray) =
-        one.socket().use { s1 -> other.socket().use { s2 -> exchange(s1, s2, x, y) } }
-
-    private fun bytes(n: Int, seed: Int) = ByteArray(n) { ((it * 31 + seed) % 251).toByte() }
 
     /** A valid public key nobody answers to: a swarm's, after it was shut down. */
     private suspend fun goneKey(): ByteArray {
@@ -427,5 +391,131 @@ class FeaturesTest : TestnetFixture() {
         } finally {
             withContext(NonCancellable) { s.shutdownAndClose() }
         }
+    }
+
+    @Test
+    fun `seed and secretKey give libsodium's key pair, and peers find the swarm under it`() = withSwarms({
+        val other = keyPairGenerate()
+        listOf(
+            Swarm(localOptions(bootstrap).copy(seed = ByteArray(32) { 4 })),
+            Swarm(localOptions(bootstrap).copy(secretKey = other.secretKey)),
+        )
+    }) { (bySeed, bySecret) ->
+        val seed = ByteArray(32) { 4 }
+        val kp = keyPairFromSeed(seed)
+        // libsodium's crypto_sign_seed_keypair vector, as in the core's tests.
+        assertEquals("ca93ac1705187071d67b83c7ff0efe8108e8ec4530575d7726879333dbdabe7c", kp.publicKey.toHex())
+        assertArrayEquals(seed + kp.publicKey, kp.secretKey)
+        assertArrayEquals(kp.publicKey, keyPairFromSecretKey(kp.secretKey).publicKey)
+        val (g1, g2) = Pair(keyPairGenerate(), keyPairGenerate())
+        assertEquals(64, g1.secretKey.size)
+        assertFalse(g1.publicKey.contentEquals(g2.publicKey))
+        assertThrows<SwarmplexException.InvalidInput> { keyPairFromSeed(ByteArray(31)) }
+        assertThrows<SwarmplexException.InvalidInput> { keyPairFromSecretKey(ByteArray(63)) }
+        assertThrows<SwarmplexException.InvalidInput> { keyPairFromSecretKey(seed + g1.publicKey) } // halves differ
+        assertThrows<SwarmplexException.InvalidInput> { Swarm(localOptions(bootstrap).copy(seed = seed, secretKey = g1.secretKey)) }
+        assertThrows<SwarmplexException.InvalidInput> { Swarm(localOptions(bootstrap).copy(seed = ByteArray(33))) }
+
+        assertArrayEquals(kp.publicKey, bySeed.publicKey())
+        assertArrayEquals(kp.secretKey, bySeed.keyPair().secretKey)
+        assertArrayEquals(bySecret.keyPair().publicKey, bySecret.publicKey())
+        assertArrayEquals(bySecret.publicKey(), bySecret.keyPair().secretKey.copyOfRange(32, 64))
+        // The derived key is the identity peers see: the seeded swarm is found under it.
+        bySeed.listen()
+        bySeed.flush()
+        val c = bySecret.connectTo(kp.publicKey, timeoutMs = 20_000)
+        assertArrayEquals(kp.publicKey, c.remotePublicKey())
+        bySecret.leavePeer(kp.publicKey)
+        c.close()
+    }
+
+    @Test
+    fun `maxPeers caps connections and flush still resolves`() = withSwarms({
+        List(3) { Swarm.local(bootstrap) } + Swarm(localOptions(bootstrap).copy(maxPeers = 1u))
+    }) { swarms ->
+        val topic = topicFromName("kotlin-max-peers")
+        val client = swarms.last()
+        for (server in swarms.dropLast(1)) server.joinAndFlush(topic, server = true, client = false).close()
+        val first = async(start = CoroutineStart.UNDISPATCHED) { client.connectionFlow().first() }
+        client.join(topic, JoinOptions(server = false, client = true)).close()
+        client.flush()
+        first.await().close()
+        val open = client.connections()
+        assertEquals(1, open.size, "three servers announced, maxPeers is 1")
+        open.forEach { it.close() }
+    }
+
+    @Test
+    fun `refresh with options switches a client to server, and a new client finds it`() = withSwarms(2) { (a, b) ->
+        val topic = topicFromName("kotlin-refresh")
+        a.join(topic, JoinOptions(server = false, client = true)).use { d ->
+            d.flushed()
+            assertThrows<SwarmplexException.InvalidInput> { d.refresh(JoinOptions(server = false, client = false)) }
+            assertEquals(JoinOptions(server = false, client = true), a.status(topic))
+            d.refresh(JoinOptions(server = true, client = true))
+            assertEquals(JoinOptions(server = true, client = true), a.status(topic))
+            d.flushed() // the new round announced a
+            // b's first lookup finds a: without the switch there would be no announce to find.
+            val atA = async(start = CoroutineStart.UNDISPATCHED) { a.connectionFlow().first() }
+            b.join(topic, JoinOptions(server = false, client = true)).close()
+            b.flush()
+            val found = b.connections()
+            assertEquals(listOf(a.publicKey().toHex()), found.map { it.remotePublicKey().toHex() })
+            found.forEach { it.close() }
+            atA.await().close()
+            // A plain refresh starts a round and keeps the mode.
+            d.refresh()
+            d.flushed()
+            assertEquals(JoinOptions(server = true, client = true), a.status(topic))
+        }
+    }
+
+    @Test
+    fun `ban closes the connection, emits ban, and the peer stays out`() = withSwarms(2) { (a, b) ->
+        val (ca, cb) = connectByTopic(a, b, "kotlin-ban")
+        val gone = async(start = CoroutineStart.UNDISPATCHED) { b.eventsOf<SwarmEvent.Disconnected>().first() }
+        assertThrows<SwarmplexException.InvalidInput> { a.ban(ByteArray(31)) }
+        a.ban(b.publicKey())
+        assertArrayEquals(b.publicKey(), a.eventsOf<SwarmEvent.Ban>().first().remote)
+        assertEquals("firewalled", ca.closed()!!.kind)
+        assertArrayEquals(a.publicKey(), gone.await().remote)
+        // b still looks the topic up and finds a, which refuses it.
+        b.flush()
+        assertTrue(a.connections().isEmpty(), "a banned peer got back in")
+        listOf(ca, cb).forEach { it.close() }
+    }
+
+    @Test
+    fun `connecting goes up and down through update events`() = withSwarms(2) { (server, client) ->
+        val topic = topicFromName("kotlin-updates")
+        server.joinAndFlush(topic, server = true, client = false).close()
+        assertEquals(0uL, client.connecting())
+        client.join(topic, JoinOptions(server = false, client = true)).close()
+        val updates = client.eventsOf<SwarmEvent.Update>().transformWhile { emit(it); it.connections != 1uL }.toList()
+        val seen = updates.map { it.connecting }
+        assertTrue(1uL in seen, "connecting reached 1: $seen")
+        assertEquals(0uL, seen.last(), "$seen")
+        assertEquals(0uL, client.connecting())
+        client.connections().forEach { it.close() }
+    }
+
+    @Test
+    fun `a connected peer found under a second topic is told by a topic event`() = withSwarms(2) { (server, client) ->
+        val (t1, t2) = Pair(topicFromName("kotlin-topic-1"), topicFromName("kotlin-topic-2"))
+        server.joinAndFlush(t1, server = true, client = false).close()
+        server.joinAndFlush(t2, server = true, client = false).close()
+        val first = async(start = CoroutineStart.UNDISPATCHED) { client.connectionFlow().first() }
+        client.join(t1, JoinOptions(server = false, client = true)).close()
+        val conn = first.await()
+        assertEquals(listOf(t1.toHex()), conn.peerInfo().topics.map { it.toHex() })
+        val told = async(start = CoroutineStart.UNDISPATCHED) { client.eventsOf<SwarmEvent.PeerTopic>().first() }
+        client.join(t2, JoinOptions(server = false, client = true)).close()
+        val event = told.await()
+        assertArrayEquals(server.publicKey(), event.remote)
+        assertArrayEquals(t2, event.topic)
+        client.flush()
+        assertEquals(setOf(t1.toHex(), t2.toHex()), conn.peerInfo().topics.map { it.toHex() }.toSet())
+        assertEquals(1, client.connections().also { l -> l.forEach { it.close() } }.size, "one connection for both topics")
+        conn.close()
     }
 }

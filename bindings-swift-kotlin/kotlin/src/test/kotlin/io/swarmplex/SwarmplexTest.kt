@@ -28,7 +28,7 @@ import org.junit.jupiter.api.assertThrows
 import java.io.File
 
 /** Every test runs on a local testnet (127.0.0.1, mDNS off) inside scripts/netns-run. */
-class SwarmplexTest : TestnetFixture() {
+class SwarmplexTest : LeakCheckedTest() {
     /** Two swarms, each closed afterwards whatever happens. */
     private fun withPair(block: suspend kotlinx.coroutines.CoroutineScope.(Swarm, Swarm) -> Unit) = run {
         val a = Swarm.local(bootstrap)
@@ -48,8 +48,8 @@ class SwarmplexTest : TestnetFixture() {
         val topic = topicFromName(name)
         val ca = async { a.connectionFlow().first() }
         val cb = async { b.connectionFlow().first() }
-        a.joinAndFlush(topic, server = true, client = false)
-        b.join(topic, JoinOptions(server = false, client = true))
+        a.joinAndFlush(topic, server = true, client = false).close()
+        b.join(topic, JoinOptions(server = false, client = true)).close()
         Pair(ca.await(), cb.await())
     }
 
@@ -81,8 +81,8 @@ class SwarmplexTest : TestnetFixture() {
         val topic = topicFromName("kotlin-dedup")
         val eventsA = async { a.eventFlow().collectConnectedFor(4_000) }
         val eventsB = async { b.eventFlow().collectConnectedFor(4_000) }
-        a.joinAndFlush(topic)
-        b.joinAndFlush(topic)
+        a.joinAndFlush(topic).close()
+        b.joinAndFlush(topic).close()
         val connsA = eventsA.await()
         val connsB = eventsB.await()
         assertEquals(1, connsA.size, "a saw ${connsA.size} connections")
@@ -138,8 +138,9 @@ class SwarmplexTest : TestnetFixture() {
         val f = cb.createStream("files")
         f.write(ByteArray(1000) { 7 })
         f.end()
-        assertArrayEquals(ByteArray(1000) { 7 }, files.await().readToEnd())
-        listOf(out, inc, f, ca, cb).forEach { it.close() }
+        val filesIn = files.await()
+        assertArrayEquals(ByteArray(1000) { 7 }, filesIn.readToEnd())
+        listOf(out, inc, f, filesIn, ca, cb).forEach { it.close() }
     }
 
     @Test
