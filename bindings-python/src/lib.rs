@@ -10,6 +10,7 @@ mod connection;
 mod errors;
 mod future;
 mod logging;
+mod plex;
 mod registry;
 mod stream;
 mod swarm;
@@ -89,6 +90,10 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<connection::NativeConnection>()?;
     m.add_class::<stream::NativeStream>()?;
     m.add_class::<testnet::NativeTestnet>()?;
+    m.add_class::<plex::NativePlex>()?;
+    m.add_class::<plex::NativePeer>()?;
+    m.add_class::<plex::NativePeersockets>()?;
+    m.add_class::<plex::NativeTopicHandle>()?;
     m.add_function(wrap_pyfunction!(testnet::testnet_start, m)?)?;
     m.add_function(wrap_pyfunction!(key_pair_generate, m)?)?;
     m.add_function(wrap_pyfunction!(key_pair_from_seed, m)?)?;

@@ -178,6 +178,13 @@ impl Drop for NativeSwarm {
     }
 }
 
+impl NativeSwarm {
+    /// The core swarm (for the plex and peersockets layers).
+    pub fn swarm(&self) -> &Swarm {
+        &self.swarm
+    }
+}
+
 #[pymethods]
 impl NativeSwarm {
     #[new]

@@ -333,7 +333,14 @@ async def test_peersockets_send_broadcast_close_leave(testnet, swarms):
 
     # c never joins "chat": record every message its swarm delivers (there must be none for it).
     c_raw: List[str] = []
-    c.on("message", lambda m: c_raw.append(m.topic))
+    c_probe_raw = asyncio.get_running_loop().create_future()
+
+    def on_raw(m: Any) -> None:
+        c_raw.append(m.topic)
+        if m.topic == "peersockets/probe" and not c_probe_raw.done():
+            c_probe_raw.set_result(None)
+
+    c.on("message", on_raw)
 
     def inbox() -> "Tuple[asyncio.Queue[Tuple[bytes, bytes]], Callable[[bytes, bytes], None]]":
         q: "asyncio.Queue[Tuple[bytes, bytes]]" = asyncio.Queue()
@@ -363,6 +370,7 @@ async def test_peersockets_send_broadcast_close_leave(testnet, swarms):
     assert await within(b_chat.get()) == (A, b"to all")
     await within(pa.send(C, "probe c"))
     assert await within(c_probe.get()) == (A, b"probe c")
+    await within(c_probe_raw)  # the swarm's own event and the handle's are told apart
     assert c_raw == ["peersockets/probe"]
 
     # leave: onclose runs, and b no longer delivers "chat".

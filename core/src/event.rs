@@ -65,30 +65,42 @@ impl SwarmEvent {
 /// It runs on the engine's task, so it must not block (no awaiting, short locks only).
 pub(crate) type Tap = Box<dyn Fn(&SwarmEvent) -> bool + Send + Sync>;
 
+/// The taps of one swarm (shared by its engine's [`EventSink`] and its `Swarm` handles, which
+/// add to it without holding the app's queue open).
+#[derive(Clone, Default)]
+pub(crate) struct Taps(Arc<Mutex<Vec<Tap>>>);
+
+impl Taps {
+    /// Adds a tap for every event sent from now on.
+    pub fn add(&self, tap: Tap) {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).push(tap);
+    }
+}
+
 /// Where the engine sends events: every tap first (layers built on a swarm, such as
 /// [`Plex`](crate::plex::Plex), which so have seen each event before the app does), then the
 /// app's queue ([`Swarm::next_event`](crate::Swarm::next_event)).
 #[derive(Clone)]
 pub(crate) struct EventSink {
     app: mpsc::UnboundedSender<SwarmEvent>,
-    taps: Arc<Mutex<Vec<Tap>>>,
+    taps: Taps,
 }
 
 impl EventSink {
     /// A sink and the app's end of its queue.
     pub fn new() -> (Self, mpsc::UnboundedReceiver<SwarmEvent>) {
         let (app, rx) = mpsc::unbounded_channel();
-        (EventSink { app, taps: Arc::default() }, rx)
+        (EventSink { app, taps: Taps::default() }, rx)
     }
 
     /// Shows `event` to every tap, then queues it for the app.
     pub fn send(&self, event: SwarmEvent) {
-        self.taps.lock().unwrap_or_else(|e| e.into_inner()).retain(|tap| tap(&event));
+        self.taps.0.lock().unwrap_or_else(|e| e.into_inner()).retain(|tap| tap(&event));
         let _ = self.app.send(event);
     }
 
-    /// Adds a tap for every event sent from now on.
-    pub fn tap(&self, tap: Tap) {
-        self.taps.lock().unwrap_or_else(|e| e.into_inner()).push(tap);
+    /// The sink's taps.
+    pub fn taps(&self) -> Taps {
+        self.taps.clone()
     }
 }

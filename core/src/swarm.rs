@@ -10,7 +10,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::engine;
 use crate::error::{Error, Result};
-use crate::event::{EventSink, SwarmEvent};
+use crate::event::{SwarmEvent, Taps};
 use crate::keys::{KeyPair, PublicKey};
 use crate::msg::{Command, ReachabilityInfo};
 use crate::options::{JoinOptions, SwarmOptions};
@@ -29,7 +29,7 @@ pub struct Swarm {
 struct Inner {
     cmd: mpsc::UnboundedSender<Command>,
     events: tokio::sync::Mutex<mpsc::UnboundedReceiver<SwarmEvent>>,
-    sink: EventSink,
+    taps: Taps,
     key_pair: KeyPair,
     message_topics: Arc<Mutex<HashSet<String>>>,
     connecting: Arc<AtomicUsize>,
@@ -58,7 +58,7 @@ impl Swarm {
             inner: Arc::new(Inner {
                 cmd: spawned.cmd,
                 events: tokio::sync::Mutex::new(spawned.events),
-                sink: spawned.sink,
+                taps: spawned.taps,
                 key_pair,
                 message_topics: spawned.message_topics,
                 connecting: spawned.connecting,
@@ -244,9 +244,9 @@ impl Swarm {
     }
 
     /// Shows every event from now on to `tap` before [`Swarm::next_event`]'s queue gets it
-    /// (for the layers built on a swarm; see `EventSink`).
+    /// (for the layers built on a swarm; see `event::EventSink`).
     pub(crate) fn tap(&self, tap: crate::event::Tap) {
-        self.inner.sink.tap(tap)
+        self.inner.taps.add(tap)
     }
 
     /// Whether [`Swarm::destroy`] was called.

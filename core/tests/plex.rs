@@ -245,6 +245,9 @@ async fn find_by_topic_and_key_gives_one_connection_whatever_both_sides_use() {
     let (x, y) = tokio::join!(pa.create_shared_stream("s"), pb.create_shared_stream("s"));
     let (gx, gy) = tokio::join!(exchange(x.expect("x"), b"A".to_vec()), exchange(y.expect("y"), b"B".to_vec()));
     assert_eq!((gx, gy), (b"B".to_vec(), b"A".to_vec()));
+    // The swarm under a plex still ends its own event queue once destroyed.
+    a.destroy().await;
+    within("the swarm's events end", async { while a.swarm().next_event().await.is_some() {} }).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

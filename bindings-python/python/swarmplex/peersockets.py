@@ -19,10 +19,11 @@ from __future__ import annotations
 import asyncio
 from typing import Any, Callable, Dict, Optional, Set, Union
 
-from ._errors import ClosedError, InvalidInputError, SwarmplexError
-from ._stream import MAX_NAME, Connection
+from . import _native
+from ._errors import InvalidInputError
+from ._stream import MAX_NAME
 from ._swarm import Swarm, run_callback
-from ._types import Message, check_key32
+from ._types import check_key32
 
 __all__ = ["Peersockets", "TopicHandle", "PREFIX"]
 
@@ -51,16 +52,24 @@ def _check_callback(cb: object, what: str) -> None:
 
 class TopicHandle:
     """One :meth:`Peersockets.join` of a topic: sends on it and receives through its
-    ``onmessage``."""
+    ``onmessage``. The behaviour is the core's ``swarmplex::peersockets::TopicHandle``."""
 
     def __init__(
-        self, sockets: "Peersockets", topic_name: str, onmessage: Optional[OnMessage], onclose: Optional[OnClose]
+        self,
+        sockets: "Peersockets",
+        topic_name: str,
+        native: "_native.NativeTopicHandle",
+        onmessage: Optional[OnMessage],
+        onclose: Optional[OnClose],
     ) -> None:
         self._sockets = sockets
         self._topic_name = topic_name
+        self._n = native
         self._onmessage = onmessage
         self._onclose = onclose
-        self._closed = False
+        self._task: "Optional[asyncio.Task[None]]" = None
+        if onmessage is not None:
+            self._task = asyncio.ensure_future(self._deliver())
 
     @property
     def topic_name(self) -> str:
@@ -70,42 +79,35 @@ class TopicHandle:
     @property
     def closed(self) -> bool:
         """Whether :meth:`close` or :meth:`Peersockets.leave` closed this handle."""
-        return self._closed
+        return self._n.closed
 
     async def send(self, remote_key: bytes, msg: MessageLike) -> None:
         """Send ``msg`` (``str``, sent as UTF-8, or bytes) to the connected peer ``remote_key``;
         returns once sent (delivered only if the remote joined this topic). Raises
         :class:`swarmplex.ClosedError` when no connection to that peer is open."""
         key = check_key32(remote_key, "remote_key")
-        data = _message(msg)
-        if self._closed:
-            raise ClosedError("topic handle closed")
-        await self._sockets._connection(key).send_message(PREFIX + self._topic_name, data)
+        await self._n.send(key, _message(msg))
 
     async def broadcast(self, msg: MessageLike) -> int:
         """Send ``msg`` to every connected peer; returns how many sends succeeded (only the
         peers that joined this topic deliver it)."""
-        data = _message(msg)
-        if self._closed:
-            raise ClosedError("topic handle closed")
-        conns = list(self._sockets.swarm.connections)
-        results = await asyncio.gather(
-            *(c.send_message(PREFIX + self._topic_name, data) for c in conns), return_exceptions=True
-        )
-        return sum(1 for r in results if not isinstance(r, BaseException))
+        return await self._n.broadcast(_message(msg))
 
     def close(self) -> None:
         """Stop delivering to this handle (the topic stays joined while other handles use it)."""
-        if not self._closed:
-            self._closed = True
-            self._sockets._remove(self)
+        self._n.close()
 
-    def _deliver(self, remote_key: bytes, data: bytes) -> None:
-        if not self._closed and self._onmessage is not None:
-            run_callback(self._onmessage, remote_key, data)
+    async def _deliver(self) -> None:
+        """Hands each message to ``onmessage`` until the handle is closed."""
+        while True:
+            m = await self._n.next_message()
+            if m is None:
+                return
+            if self._onmessage is not None and not self._n.closed:
+                run_callback(self._onmessage, m[0], m[1])
 
     def __repr__(self) -> str:
-        return f"<swarmplex.TopicHandle {self._topic_name!r}{' closed' if self._closed else ''}>"
+        return f"<swarmplex.TopicHandle {self._topic_name!r}{' closed' if self.closed else ''}>"
 
 
 class Peersockets:
@@ -116,8 +118,8 @@ class Peersockets:
         if not isinstance(swarm, Swarm):
             raise TypeError(f"Peersockets needs a swarmplex.Swarm, not {type(swarm).__name__}")
         self._swarm = swarm
-        self._topics: Dict[str, Set[TopicHandle]] = {}
-        swarm.on("message", self._on_message)
+        self._n = _native.NativePeersockets(swarm._native)
+        self._handles: Dict[int, TopicHandle] = {}  # open handles by native id (for onclose)
 
     @property
     def swarm(self) -> Swarm:
@@ -127,13 +129,14 @@ class Peersockets:
     @property
     def topics(self) -> Set[str]:
         """The names of the joined topics."""
-        return set(self._topics)
+        return set(self._n.topics())
 
     def join(
         self, topic_name: str, *, onmessage: Optional[OnMessage] = None, onclose: Optional[OnClose] = None
     ) -> TopicHandle:
         """Join ``topic_name`` (a non-empty ``str``) and return a new handle for it; the first
-        join of a name starts receiving that topic.
+        join of a name starts receiving that topic. With ``onmessage``, call it while an
+        asyncio event loop runs (the handle delivers on it).
 
         :param onmessage: ``onmessage(remote_key, msg)`` for every message received on the topic
             (coroutine functions allowed).
@@ -147,12 +150,10 @@ class Peersockets:
             raise InvalidInputError(f"topic_name longer than {MAX_TOPIC} bytes")
         _check_callback(onmessage, "onmessage")
         _check_callback(onclose, "onclose")
-        handles = self._topics.get(topic_name)
-        if handles is None:
-            self._swarm.join_messages(PREFIX + topic_name)
-            handles = self._topics[topic_name] = set()
-        handle = TopicHandle(self, topic_name, onmessage, onclose)
-        handles.add(handle)
+        native = self._n.join(topic_name)
+        handle = TopicHandle(self, topic_name, native, onmessage, onclose)
+        self._handles = {i: h for i, h in self._handles.items() if not h.closed}
+        self._handles[native.id] = handle
         return handle
 
     def leave(self, topic_name: Optional[str] = None) -> None:
@@ -160,37 +161,10 @@ class Peersockets:
         ``onclose``, and stop receiving the topic."""
         if topic_name is not None and not isinstance(topic_name, str):
             raise TypeError(f"topic_name must be a str or None, not {type(topic_name).__name__}")
-        names = list(self._topics) if topic_name is None else [topic_name]
-        for name in names:
-            handles = self._topics.pop(name, None)
-            if handles is None:
-                continue
-            if not self._swarm.destroyed:
-                try:
-                    self._swarm.leave_messages(PREFIX + name)
-                except SwarmplexError:
-                    pass
-            for h in handles:
-                h._closed = True
-                if h._onclose is not None:
-                    run_callback(h._onclose)
-
-    def _connection(self, key: bytes) -> Connection:
-        for c in self._swarm.connections:
-            if c.remote_public_key == key:
-                return c
-        raise ClosedError("not connected to that peer")
-
-    def _remove(self, handle: TopicHandle) -> None:
-        handles = self._topics.get(handle.topic_name)
-        if handles is not None:
-            handles.discard(handle)
-
-    def _on_message(self, msg: Message) -> None:
-        if not msg.topic.startswith(PREFIX):
-            return
-        for h in list(self._topics.get(msg.topic[len(PREFIX):], ())):
-            h._deliver(msg.remote_public_key, msg.data)
+        for handle_id in self._n.leave(topic_name):
+            h = self._handles.pop(handle_id, None)
+            if h is not None and h._onclose is not None:
+                run_callback(h._onclose)
 
     def __repr__(self) -> str:
-        return f"<swarmplex.Peersockets topics={sorted(self._topics)}>"
+        return f"<swarmplex.Peersockets topics={sorted(self.topics)}>"

@@ -62,8 +62,8 @@ impl Handles for Live {
 pub(crate) struct Spawned {
     pub cmd: mpsc::UnboundedSender<Command>,
     pub events: mpsc::UnboundedReceiver<SwarmEvent>,
-    /// The engine's event sink, for taps.
-    pub sink: EventSink,
+    /// The engine's event taps.
+    pub taps: crate::event::Taps,
     pub message_topics: Arc<Mutex<HashSet<String>>>,
     pub connecting: Arc<AtomicUsize>,
 }
@@ -162,7 +162,7 @@ pub(crate) fn spawn(opts: &SwarmOptions, key_pair: &KeyPair, runtime: &tokio::ru
         withdraw_until: None,
     };
     runtime.spawn(engine.run());
-    Ok(Spawned { cmd: cmd_tx, events: events_rx, sink: events_tx, message_topics, connecting })
+    Ok(Spawned { cmd: cmd_tx, events: events_rx, taps: events_tx.taps(), message_topics, connecting })
 }
 
 /// The loop's state; see the module docs.

@@ -264,9 +264,12 @@ impl Plex {
                 runtime.spawn(async move { swarm.leave(topic).await });
             }
         }));
-        let peer = self.inner.wait_peer(key, timeout).await?;
+        let found = self.inner.wait_peer(key, timeout).await;
         give_up.disarm();
-        Ok(peer)
+        if found.is_err() && !was_joined && !self.inner.swarm.is_destroyed() {
+            let _ = self.inner.swarm.leave(topic).await; // left before the caller hears of it
+        }
+        found
     }
 
     /// Joins `topic` and resolves once its first full round (announce and/or lookup) is done.
