@@ -1,7 +1,6 @@
 //! The swarm handle.
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use futures::future::BoxFuture;
 use pyo3::prelude::*;
@@ -16,8 +15,6 @@ use crate::errors::PyResultExt;
 use crate::future::{self, spawn};
 use crate::registry::{self, Entry};
 
-/// How long the engine waits for a firewall verdict before rejecting.
-const FIREWALL_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The Python firewall and the loop it runs on; cleared on destroy so engine tasks hold no
 /// Python objects past it.
@@ -78,8 +75,9 @@ fn make_firewall(slot: Arc<FirewallSlot>) -> swarmplex::Firewall {
                     tracing::warn!("firewall could not be called: {e}");
                 }
             }));
-            // No verdict (loop closed, swarm destroyed, timeout): reject.
-            !matches!(tokio::time::timeout(FIREWALL_TIMEOUT, rx).await, Ok(Ok(false)))
+            // No verdict (loop closed, swarm destroyed): reject. The core bounds the wait
+            // (FIREWALL_ANSWER_TIMEOUT, the same in every language).
+            !matches!(rx.await, Ok(false))
         })
     })
 }

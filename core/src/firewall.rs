@@ -3,23 +3,29 @@
 use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
 use std::sync::Mutex;
+use std::time::Duration;
 
 use futures::FutureExt;
 use futures::future::{BoxFuture, Shared};
 
 use crate::keys::PublicKey;
-use crate::options::Firewall;
+use crate::options::{FIREWALL_ANSWER_TIMEOUT, Firewall};
 
-/// Asks the app's firewall at most once per peer, even when several handshakes race.
-#[derive(Default)]
+/// Asks the app's firewall at most once per peer, even when several handshakes race; no
+/// answer within the limit rejects.
 pub(crate) struct FirewallGate {
     firewall: Option<Firewall>,
+    limit: Duration,
     decided: Mutex<HashMap<PublicKey, Shared<BoxFuture<'static, bool>>>>,
 }
 
 impl FirewallGate {
     pub fn new(firewall: Option<Firewall>) -> Self {
-        FirewallGate { firewall, decided: Mutex::default() }
+        Self::with_limit(firewall, FIREWALL_ANSWER_TIMEOUT)
+    }
+
+    fn with_limit(firewall: Option<Firewall>, limit: Duration) -> Self {
+        FirewallGate { firewall, limit, decided: Mutex::default() }
     }
 
     /// Whether `remote` may connect; true without a firewall.
@@ -33,11 +39,12 @@ impl FirewallGate {
                     // A firewall that panics (when called, or while its future runs) rejects the
                     // peer; the panic stays here, so the lock above is never poisoned.
                     let fut = std::panic::catch_unwind(AssertUnwindSafe(|| fw(remote)));
+                    let limit = self.limit;
                     async move {
                         let Ok(fut) = fut else { return false };
-                        match AssertUnwindSafe(fut).catch_unwind().await {
-                            Ok(reject) => !reject,
-                            Err(_) => false,
+                        match tokio::time::timeout(limit, AssertUnwindSafe(fut).catch_unwind()).await {
+                            Ok(Ok(reject)) => !reject,
+                            Ok(Err(_)) | Err(_) => false,
                         }
                     }
                     .boxed()
@@ -70,7 +77,7 @@ mod tests {
             counter.fetch_add(1, Ordering::SeqCst);
             k == rejected
         })));
-        let rt = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
+        let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().expect("runtime");
         rt.block_on(async {
             let (a, b, c) = futures::join!(gate.allows(key(1)), gate.allows(key(1)), gate.allows(rejected));
             assert!(a && b && !c);
@@ -80,10 +87,19 @@ mod tests {
     }
 
     #[test]
+    fn a_firewall_that_never_answers_rejects_at_the_limit() {
+        let silent: Firewall = Arc::new(|_| Box::pin(futures::future::pending()));
+        let gate = FirewallGate::with_limit(Some(silent), Duration::from_millis(50));
+        let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().expect("runtime");
+        assert!(!rt.block_on(gate.allows(key(1))));
+        assert_eq!(FIREWALL_ANSWER_TIMEOUT, Duration::from_secs(30));
+    }
+
+    #[test]
     fn a_firewall_that_panics_rejects_and_no_firewall_allows() {
         let gate = FirewallGate::new(Some(firewall_fn(|_| panic!("app bug"))));
         let open = FirewallGate::new(None);
-        let rt = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
+        let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().expect("runtime");
         rt.block_on(async {
             assert!(!gate.allows(key(1)).await);
             assert!(open.allows(key(1)).await);

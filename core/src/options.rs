@@ -13,8 +13,12 @@ use crate::error::{Error, Result};
 use crate::keys::{KeyPair, PublicKey};
 
 /// Decides whether a peer may connect: resolve to `true` to **reject** it (Hyperswarm's
-/// convention). Called at most once per peer; a rejected peer is banned.
+/// convention). Called at most once per peer; a rejected peer is banned. One that does not
+/// answer within [`FIREWALL_ANSWER_TIMEOUT`] (or panics) rejects the peer, in every language.
 pub type Firewall = Arc<dyn Fn(PublicKey) -> BoxFuture<'static, bool> + Send + Sync>;
+
+/// How long the engine waits for a [`Firewall`]'s answer before it rejects the peer.
+pub const FIREWALL_ANSWER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Wraps a synchronous firewall function.
 pub fn firewall_fn(f: impl Fn(PublicKey) -> bool + Send + Sync + 'static) -> Firewall {
