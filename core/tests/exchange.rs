@@ -136,6 +136,11 @@ async fn relaying_is_bounded_and_an_exhausted_circuit_fails_loudly() {
     .await;
     assert!(outcome.is_err(), "read {got} bytes and then a clean end: bytes were lost silently");
     assert!(got < 1 << 20);
+    // Both ends learn why: the relay cut the session (typed), not a remote's goodbye.
+    for (side, conn) in [("reader", &ca), ("writer", &ac)] {
+        let reason = within("the session to end", conn.closed()).await;
+        assert_eq!(reason.kind(), ErrorKind::RelayLimit, "{side}'s session ended with {reason}");
+    }
     writer.abort();
     for s in [a, b, c] {
         s.destroy().await;

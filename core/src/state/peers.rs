@@ -215,10 +215,18 @@ impl<H: Handles> State<H> {
         self.lookup_self_announce(pid, key, now);
     }
 
-    /// `leave_peer`: stop wanting `key` (an existing session stays).
+    /// `leave_peer`: stop wanting `key` (an existing session stays). A dial under way for it
+    /// alone is abandoned: its connection, if it still comes, starts no session.
     pub fn leave_peer(&mut self, key: PublicKey) {
-        if let Some(p) = self.peers.get_mut(&key.to_peer_id()) {
+        let pid = key.to_peer_id();
+        if let Some(p) = self.peers.get_mut(&pid) {
             p.explicit = false;
+        }
+        if self.peers.get(&pid).is_some_and(|p| p.dialing && !self.wanted(p)) {
+            if let Some(p) = self.peers.get_mut(&pid) {
+                p.dialing = false;
+            }
+            self.update();
         }
         self.forget_self_announce(key);
     }

@@ -588,6 +588,19 @@ fn leaving_a_topic_keeps_its_connections() {
 }
 
 #[test]
+fn a_dial_that_completes_after_leave_peer_starts_no_session() {
+    // p2plex's auto-close leaves the key while a dial joinPeer started may still be under way:
+    // that dial must not bring the connection back.
+    let mut net = Net::new(2);
+    let k1 = net.nodes[1].key;
+    net.nodes[0].state.join_peer(k1, net.now);
+    net.nodes[0].state.leave_peer(k1); // before the queued dial is carried out
+    net.advance(secs(60));
+    assert!(net.sessions(0).is_empty() && net.sessions(1).is_empty(), "a session started after leave_peer");
+    assert_eq!(net.connection_events(0), 0);
+}
+
+#[test]
 fn a_session_closed_by_the_app_is_redialed_only_if_wanted() {
     let mut net = Net::new(2);
     net.nodes[1].state.join(topic(), JoinOptions { server: true, client: false }, net.now);
