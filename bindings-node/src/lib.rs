@@ -31,8 +31,8 @@ mod plex;
 /// Largest chunk the reader hands to JS at once.
 const READ_CHUNK: usize = 256 * 1024;
 /// Bytes handed to the writer and not yet accepted by the transport before JS must wait for a
-/// `drain` event: the engine-side equivalent of a kernel socket buffer.
-const MAX_INFLIGHT: usize = 1024 * 1024;
+/// `drain` event (the core's rule, the same in every language).
+const MAX_INFLIGHT: usize = swarmplex::stream::WRITE_HIGH_WATER;
 
 /// Longest stream id or message-topic name, in UTF-8 bytes (the engine's limit).
 #[napi]

@@ -14,7 +14,7 @@ use crate::errors::PyResultExt;
 use crate::future::{self, spawn};
 
 /// `drain()` waits while more than this many written bytes are still queued.
-pub const HIGH_WATER: usize = 1 << 20;
+pub const HIGH_WATER: usize = swarmplex::stream::WRITE_HIGH_WATER;
 /// Largest single read from the core.
 const READ_CHUNK: usize = 1 << 20;
 

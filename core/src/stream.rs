@@ -19,6 +19,11 @@ use tokio::sync::{Mutex, watch};
 use crate::error::{Error, Result};
 use crate::keys::PublicKey;
 
+/// Bytes a binding may queue for a stream's writer, not yet accepted by the transport, before
+/// the app must wait (Node's `write()` returns false, Python's `drain()` waits): the engine-side
+/// equivalent of a kernel socket buffer, the same in every language.
+pub const WRITE_HIGH_WATER: usize = 1 << 20;
+
 /// Largest frame a reader accepts.
 const MAX_FRAME: usize = 1 << 20;
 /// Largest frame a writer sends; bigger writes are split.
