@@ -18,8 +18,8 @@
 #
 # Environment: SWARMPLEX_SWIFT_CHROOT (chroot dir), SWARMPLEX_DEBIAN_MIRROR (debootstrap/apt
 # mirror, default http://deb.debian.org/debian), CARGO_TARGET_DIR, SWIFT_TEST_TIMEOUT (seconds,
-# default 900), SWIFT_TEST_FILTER (passed to `swift test --filter`), SWARMPLEX_SKIP_NAT_TESTS (set:
-# NatTests are not run).
+# default 900), SWIFT_TEST_FILTER (passed to `swift test --filter`), SWIFT_TEST_SKIP (passed to
+# `swift test --skip`), SWARMPLEX_SKIP_NAT_TESTS (set: NatTests are not run).
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 ROOT="$(cd "$HERE/.." && pwd)"
@@ -179,6 +179,7 @@ log "swift test (in the chroot, inside scripts/netns-run: loopback only)"
 filter=()
 if [ -n "${SWIFT_TEST_FILTER:-}" ]; then filter=(--filter "$SWIFT_TEST_FILTER"); fi
 if [ -n "${SWARMPLEX_SKIP_NAT_TESTS:-}" ]; then filter+=(--skip NatTests); fi
+if [ -n "${SWIFT_TEST_SKIP:-}" ]; then filter+=(--skip "$SWIFT_TEST_SKIP"); fi
 OUT="$TMP_GEN/swift-test.log"
 rc=0
 in_chroot --loopback timeout --kill-after=10 "${SWIFT_TEST_TIMEOUT:-900}" \
@@ -197,6 +198,12 @@ skipped=$(grep -c "^Test Case .* skipped (" "$OUT" || true)
 started=$(grep -c "^Test Case .* started at" "$OUT" || true)
 grep -E "^Test Suite 'All tests'|^[[:space:]]*Executed [0-9]+ tests?" "$OUT" | tail -2 || true
 echo "passed: $passed, failed: $failed, skipped: $skipped"
+# A run cut short (SWIFT_TEST_TIMEOUT, a crash) may lose its last lines, the unfinished test's
+# "started" line among them: only XCTest's final suite line proves that every test ran.
+if ! grep -qE "^Test Suite '(All tests|Selected tests)' (passed|failed) at" "$OUT"; then
+    echo "the test run did not finish (timed out after ${SWIFT_TEST_TIMEOUT:-900} s, or the process died)" >&2
+    rc=1
+fi
 if [ "$started" -ne $((passed + failed + skipped)) ]; then
     echo "$started tests started but only $((passed + failed + skipped)) finished: the test process died" >&2
     rc=1

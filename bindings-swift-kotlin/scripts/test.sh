@@ -4,6 +4,8 @@
 #
 # Downloads (crates, Maven Central) happen before entering the namespace; the tests then run
 # offline (`mvn -o`) under scripts/netns-run and only ever talk to a local testnet on 127.0.0.1.
+# Environment: KOTLIN_TEST_FILTER (Surefire's -Dtest, e.g. `PlexTest` or `PlexTest#*reset*`),
+# SWARMPLEX_SKIP_NAT_TESTS (set: NatTest skips itself).
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 ROOT="$(cd "$HERE/.." && pwd)"
@@ -35,7 +37,9 @@ mvn -q -B test -DskipTests "-Dswarmplex.lib.dir=$LIB_DIR"
 echo "== mvn -o test (inside scripts/netns-run: loopback only)"
 rm -rf target/surefire-reports
 rc=0
-"$ROOT/scripts/netns-run" mvn -q -B -o test "-Dswarmplex.lib.dir=$LIB_DIR" || rc=$?
+filter=()
+if [ -n "${KOTLIN_TEST_FILTER:-}" ]; then filter=("-Dtest=$KOTLIN_TEST_FILTER" -Dsurefire.failIfNoSpecifiedTests=false); fi
+"$ROOT/scripts/netns-run" mvn -q -B -o test "-Dswarmplex.lib.dir=$LIB_DIR" "${filter[@]}" || rc=$?
 
 echo "== Surefire summary"
 if compgen -G "target/surefire-reports/*.txt" >/dev/null; then

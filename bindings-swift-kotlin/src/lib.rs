@@ -30,6 +30,8 @@ use tokio::sync::watch;
 
 uniffi::setup_scaffolding!();
 
+mod plex;
+
 /// Errors, one variant per stable [`swarmplex::ErrorKind`]; the message is the engine's.
 #[derive(Debug, Clone, thiserror::Error, uniffi::Error)]
 #[uniffi(flat_error)]

@@ -85,6 +85,66 @@ extension Swarm {
     }
 }
 
+// MARK: - p2plex and peersockets
+
+/// `body`, whose pending native call `cancel` ends at once when the calling task is cancelled
+/// (uniffi's generated async functions ignore task cancellation; the binding's native cancels
+/// do not).
+func withNativeCancel<T>(_ cancel: @escaping @Sendable () throws -> Void,
+                         _ body: () async throws -> T) async throws -> T {
+    try Task.checkCancellation()
+    return try await withTaskCancellationHandler(operation: body, onCancel: { try? cancel() })
+}
+
+extension Plex {
+    /// Every event of this plex as an `AsyncStream`, pulled lazily through a
+    /// `PlexEventSubscription`; it finishes when the plex is shut down, or when the consuming
+    /// task is cancelled (which cancels the subscription; an event not yet taken stays queued).
+    /// One consumer at a time: the plex has one queue.
+    public func eventStream() -> AsyncStream<PlexEvent> {
+        guard let subscription = try? subscribe() else { return AsyncStream { $0.finish() } }
+        return AsyncStream(unfolding: {
+            try? await withNativeCancel(subscription.cancel) { try await subscription.next() }
+        })
+    }
+
+    /// The next new connection's `Peer` (other events are consumed); `nil` once the plex is shut
+    /// down. Throws `CancellationError` if the task is cancelled.
+    public func nextPeer() async throws -> Peer? {
+        for await event in eventStream() {
+            if case let .connected(peer) = event { return peer }
+        }
+        try Task.checkCancellation()
+        return nil
+    }
+
+    /// `findByPublicKey`, but cancelling the calling task ends the search at once (through
+    /// `cancelFinds()`, which ends every pending find of this handle).
+    public func find(publicKey: Data, timeoutMs: UInt64? = nil) async throws -> Peer {
+        try await withNativeCancel(cancelFinds) { try await findByPublicKey(publicKey: publicKey, timeoutMs: timeoutMs) }
+    }
+}
+
+extension Peer {
+    /// The streams the remote opens that nobody claimed (`nextStream()`), until the connection is
+    /// gone or the consuming task is cancelled (which calls `cancelWaits()`).
+    public func incomingStreams() -> AsyncStream<PeerStream> {
+        AsyncStream(unfolding: { [self] in
+            try? await withNativeCancel(self.cancelWaits) { try await self.nextStream() }
+        })
+    }
+}
+
+extension TopicHandle {
+    /// This handle's messages, until it is closed or the consuming task is cancelled (which
+    /// calls `cancelReads()`; no message is lost).
+    public func messages() -> AsyncStream<TopicMessage> {
+        AsyncStream(unfolding: { [self] in
+            try? await withNativeCancel(self.cancelReads) { try await self.nextMessage() }
+        })
+    }
+}
+
 // MARK: - Streams
 
 extension Stream {

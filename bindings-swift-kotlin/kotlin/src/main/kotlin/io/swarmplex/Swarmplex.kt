@@ -8,16 +8,24 @@ package io.swarmplex
 
 import io.swarmplex.ffi.Connection
 import io.swarmplex.ffi.Discovery
+import io.swarmplex.ffi.Disposable
 import io.swarmplex.ffi.Firewall
 import io.swarmplex.ffi.JoinOptions
+import io.swarmplex.ffi.Peer
 import io.swarmplex.ffi.PeerSearch
+import io.swarmplex.ffi.PeerStream
+import io.swarmplex.ffi.Plex
+import io.swarmplex.ffi.PlexEvent
 import io.swarmplex.ffi.Stream
 import io.swarmplex.ffi.Swarm
 import io.swarmplex.ffi.SwarmEvent
 import io.swarmplex.ffi.SwarmplexException
 import io.swarmplex.ffi.Testnet
+import io.swarmplex.ffi.TopicHandle
+import io.swarmplex.ffi.TopicMessage
 import kotlinx.coroutines.CancellationException
 import kotlinx.coroutines.flow.Flow
+import kotlinx.coroutines.flow.emitAll
 import kotlinx.coroutines.flow.flow
 import kotlinx.coroutines.flow.map
 import kotlinx.coroutines.flow.mapNotNull
@@ -39,14 +47,30 @@ private suspend inline fun <T> cancellingWith(cancel: () -> Unit, block: () -> T
  */
 fun Swarm.eventFlow(): Flow<SwarmEvent> = flow {
     val subscription = subscribe()
+    emitAll(pulled({ subscription.next() }, subscription::cancel) { subscription.cancel(); subscription.close() })
+}
+
+/**
+ * What [next] returns until it returns null. Cancelling the collector during [next] also calls
+ * [cancel] (the native cancel of the pending call); [finish] runs when the flow ends, however.
+ */
+private fun <T> pulled(next: suspend () -> T?, cancel: () -> Unit, finish: () -> Unit = {}): Flow<T> = flow {
     try {
         while (true) {
-            val event = cancellingWith({ subscription.cancel() }) { subscription.next() } ?: break
-            emit(event)
+            emit(cancellingWith(cancel) { next() } ?: break)
         }
     } finally {
-        subscription.cancel()
-        subscription.close()
+        finish()
+    }
+}
+
+/** The items of type [T]; the others are freed (their native handles) and skipped. */
+inline fun <E : Disposable, reified T : E> Flow<E>.keepOnly(): Flow<T> = mapNotNull { item ->
+    if (item is T) {
+        item
+    } else {
+        item.destroy()
+        null
     }
 }
 
@@ -54,14 +78,7 @@ fun Swarm.eventFlow(): Flow<SwarmEvent> = flow {
  * The events of type [T] (e.g. `eventsOf<SwarmEvent.Ban>()`); the others are skipped and freed
  * (a skipped `Connected` closes its connection handle; the connection itself stays open).
  */
-inline fun <reified T : SwarmEvent> Swarm.eventsOf(): Flow<T> = eventFlow().mapNotNull { event ->
-    if (event is T) {
-        event
-    } else {
-        event.destroy()
-        null
-    }
-}
+inline fun <reified T : SwarmEvent> Swarm.eventsOf(): Flow<T> = eventFlow().keepOnly<SwarmEvent, T>()
 
 /** The new connections of this swarm (one per remote key); other events are skipped. */
 fun Swarm.connectionFlow(): Flow<Connection> = eventsOf<SwarmEvent.Connected>().map { it.connection }
@@ -98,6 +115,51 @@ fun firewall(reject: (remotePublicKey: ByteArray) -> Boolean): Firewall = object
 
 /** Shuts the swarm down (its engine stops, remotes see the close) and frees the native handle. */
 suspend fun Swarm.shutdownAndClose() {
+    try {
+        shutdown()
+    } finally {
+        close()
+    }
+}
+
+// ---- p2plex and peersockets
+
+/**
+ * Every event of this plex, pulled through an [io.swarmplex.ffi.PlexEventSubscription]; completes
+ * when the plex is shut down. Cold and single-consumer, like [Swarm.eventFlow]: cancelling the
+ * collector cancels the subscription and frees it; an event not yet emitted stays queued.
+ */
+fun Plex.eventFlow(): Flow<PlexEvent> = flow {
+    val subscription = subscribe()
+    emitAll(pulled({ subscription.next() }, subscription::cancel) { subscription.cancel(); subscription.close() })
+}
+
+/** The events of type [T] (e.g. `plexEventsOf<PlexEvent.Disconnected>()`); the others are skipped and freed. */
+inline fun <reified T : PlexEvent> Plex.plexEventsOf(): Flow<T> = eventFlow().keepOnly<PlexEvent, T>()
+
+/** Each new connection's [Peer]; other events are skipped. */
+fun Plex.peerFlow(): Flow<Peer> = plexEventsOf<PlexEvent.Connected>().map { it.peer }
+
+/**
+ * The streams the remote opens that nobody claimed, with their ids ([Peer.nextStream]); completes
+ * once the connection is gone. Cancelling the collector also calls [Peer.cancelWaits].
+ */
+fun Peer.streamFlow(): Flow<PeerStream> = pulled({
+    try {
+        nextStream()
+    } catch (e: SwarmplexException.Closed) {
+        null
+    }
+}, { cancelWaits() })
+
+/**
+ * The messages of this topic handle; completes once the handle is closed. Cancelling the
+ * collector also calls [TopicHandle.cancelReads] (no message is lost).
+ */
+fun TopicHandle.messageFlow(): Flow<TopicMessage> = pulled({ nextMessage() }, { cancelReads() })
+
+/** Shuts the plex down (every connection closes, pending finds fail) and frees the native handle. */
+suspend fun Plex.shutdownAndClose() {
     try {
         shutdown()
     } finally {
