@@ -249,9 +249,10 @@ pub struct SwarmOptions {
     /// Cap on connections; `None` is unlimited.
     #[uniffi(default = None)]
     pub max_peers: Option<u32>,
-    /// Multicast DNS on the LAN.
-    #[uniffi(default = false)]
-    pub mdns: bool,
+    /// Multicast DNS on the LAN; `None`: the core's default, as in every language (on, except
+    /// for a peer-exchange node). `localOptions` turns it off.
+    #[uniffi(default = None)]
+    pub mdns: Option<bool>,
     /// Listen multiaddrs; `None`: QUIC and TCP on every interface.
     #[uniffi(default = None)]
     pub listen: Option<Vec<String>>,
@@ -271,7 +272,7 @@ impl SwarmOptions {
     fn into_core(self) -> Res<swarmplex::SwarmOptions> {
         let base = match &self.exchange {
             Some(id) => {
-                if self.bootstrap.is_some() || self.network.is_some() || self.listen.is_some() || self.mdns {
+                if self.bootstrap.is_some() || self.network.is_some() || self.listen.is_some() || self.mdns.is_some() {
                     return Err(SwarmplexError::InvalidInput(
                         "exchange sets bootstrap, network, listen and mdns itself: leave them unset".into(),
                     ));
@@ -281,7 +282,7 @@ impl SwarmOptions {
             None => swarmplex::SwarmOptions {
                 bootstrap: self.bootstrap,
                 network: self.network,
-                mdns: self.mdns,
+                mdns: self.mdns.unwrap_or(swarmplex::SwarmOptions::default().mdns),
                 listen: self.listen,
                 ..Default::default()
             },
@@ -307,7 +308,7 @@ pub fn local_options(bootstrap: Vec<String>) -> Res<SwarmOptions> {
         secret_key: None,
         network: o.network,
         max_peers: None,
-        mdns: o.mdns,
+        mdns: Some(o.mdns),
         listen: o.listen,
         firewall: None,
         exchange: None,

@@ -57,7 +57,7 @@ guard args.count == 8, let n = Int(args[4]), let seed = Int(args[5]), let expect
     exit(2)
 }
 let role = args[1]
-let swarm = try Swarm(options: SwarmOptions(bootstrap: [args[2]], network: "natlab"))
+let swarm = try Swarm(options: SwarmOptions(bootstrap: [args[2]], network: "natlab", mdns: false))
 let heard = Heard()
 _ = try swarm.join(topic: topicFromName(name: args[3]), options: JoinOptions(server: role == "server", client: role == "client"))
 try await within(90, "a connection") { try await listen(swarm, heard) { $0.connection != nil } }

@@ -32,7 +32,7 @@ fun sha256Hex(data: ByteArray): String = MessageDigest.getInstance("SHA-256").di
 fun main(args: Array<String>) = runBlocking {
     val (role, bootstrap, topic) = args
     val (n, seed) = Pair(args[3].toInt(), args[4].toInt())
-    val swarm = Swarm(SwarmOptions(bootstrap = listOf(bootstrap), network = "natlab"))
+    val swarm = Swarm(SwarmOptions(bootstrap = listOf(bootstrap), network = "natlab", mdns = false))
     val reachabilityEvents = ConcurrentLinkedQueue<String>()
     val private = CompletableDeferred<Unit>()
     val first = CompletableDeferred<Connection>()
