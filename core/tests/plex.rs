@@ -87,9 +87,17 @@ async fn sixteen_named_streams_both_ways_bytes_intact_then_auto_close() {
     within("auto-close (a)", ab.disconnected()).await;
     within("auto-close (b)", ba.disconnected()).await;
     assert!(!ab.is_connected());
-    assert!(a.peers().is_empty(), "a's peers: {:?}", a.peers());
-    assert!(b.peers().is_empty(), "b's peers: {:?}", b.peers());
+    // A handshake that raced the close on a second transport connection can start one more
+    // session, which carries no stream and closes by itself (seen once in CI; noted on issue 12).
     next_plex_event(&a, "a's disconnected event", |e| matches!(e, PlexEvent::Disconnected(p) if *p == ab)).await;
+    for p in [&a, &b] {
+        within("no connection left", async {
+            while !p.peers().is_empty() {
+                p.next_event().await;
+            }
+        })
+        .await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
