@@ -214,12 +214,13 @@ class P2Plex extends EventEmitter {
     peer._setReady()
   }
 
-  // A connection ended: its peer emits 'error' first unless it closed cleanly (auto-close,
-  // disconnect, ban, destroy, a duplicate), then 'disconnected'.
+  // A connection ended: its peer emits 'error' first if a failure cut streams still open on
+  // it (not a close, ban, duplicate, nor the transport's close racing an auto-close's goodbye,
+  // when every stream had finished), then 'disconnected'.
   _ondisconnection (remote, err) {
     for (const peer of [...this._byId.values()]) {
       if (!peer.publicKey.equals(remote) || peer._native.live || peer._gone) continue
-      if (err && !CLEAN_ENDS.has(err.code)) peer._error(err)
+      if (err && !CLEAN_ENDS.has(err.code) && peer._native.openStreams > 0) peer._error(err)
       peer._ondisconnection()
     }
   }

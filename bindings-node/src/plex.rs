@@ -161,6 +161,12 @@ impl NativePeer {
         Ok(self.peer.is_connected())
     }
 
+    /// Streams on this connection not finished yet (and opens under way).
+    #[napi(getter)]
+    pub fn open_streams(&self) -> Result<u32> {
+        Ok(self.peer.open_streams() as u32)
+    }
+
     /// Topics this peer was found under.
     #[napi(getter)]
     pub fn topics(&self) -> Result<Vec<Buffer>> {

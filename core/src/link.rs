@@ -12,6 +12,10 @@ use crate::error::Error;
 use crate::keys::PublicKey;
 
 /// Requests from a [`Connection`](crate::Connection) or a session task to the loop.
+/// The reason a control task reports when the control stream ended cleanly without a Close
+/// frame; the state turns it into the remote's close, or `RelayLimit` on a relayed connection.
+pub(crate) const CONTROL_ENDED: &str = "control stream ended without a goodbye";
+
 pub(crate) enum LinkCmd {
     /// Open a substream on `conn`; the reply carries it (header not yet written).
     OpenStream { peer: PeerId, conn: ConnectionId, reply: OpenReply },

@@ -587,8 +587,24 @@ impl<H: Handles> State<H> {
         }
         if let Some(pid) = self.session_peer(conn) {
             if self.peers.get(&pid).and_then(|p| p.session.as_ref()).is_some_and(|s| s.session_id == session_id) {
+                let reason = self.without_goodbye(conn, reason);
                 self.end_session(pid, reason, true, now);
             }
+        }
+    }
+
+    /// A control stream that ended without a goodbye: on a relayed connection the relay cut
+    /// the circuit (its limits, or it went away), elsewhere the remote closed.
+    fn without_goodbye(&self, conn: ConnectionId, reason: Error) -> Error {
+        match reason {
+            Error::Closed(m) if m == crate::link::CONTROL_ENDED => {
+                if self.conns.get(&conn).is_some_and(|c| c.facts.relayed) {
+                    Error::RelayLimit("the relay closed the circuit (control stream ended)".into())
+                } else {
+                    Error::Closed("closed by the remote".into())
+                }
+            }
+            other => other,
         }
     }
 

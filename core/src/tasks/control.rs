@@ -7,14 +7,10 @@ use libp2p::swarm::ConnectionId;
 use tokio::sync::mpsc;
 
 use crate::error::Error;
-use crate::link::Activation;
+use crate::link::{Activation, CONTROL_ENDED};
 use crate::msg::Report;
 use crate::session::{PING_INTERVAL, SILENCE_LIMIT};
 use crate::wire::Control;
-
-/// How long a clean end of the control stream without a Close frame waits for the loop's own
-/// verdict on the session (see `run_control`).
-const EOF_GRACE: Duration = Duration::from_millis(250);
 
 /// Runs a session's control stream once the loop activated it: heartbeat, silence detection and
 /// graceful close. Reports to the loop when the session ends, with the reason.
@@ -27,18 +23,16 @@ pub(crate) async fn run_control(
 ) {
     let (mut rd, mut wr) = control.split();
     let mut closed = activation.closed;
-    let mut ended_by_loop = closed.clone();
     let reader = async {
         loop {
             match tokio::time::timeout(SILENCE_LIMIT, Control::read(&mut rd)).await {
                 Err(_) => return Error::Timeout("peer silent for 5 s".into()),
-                // Only our own code writes the control stream, so a clean end of it is a
-                // deliberate close (the Close frame can lose the race with the FIN) — or a
-                // relay that closed the circuit. Give the loop EOF_GRACE to see the transport
-                // connection close, which ends a relayed session as `RelayLimit` instead.
+                // Only our own code writes the control stream, so a clean end of it without a
+                // Close frame is a deliberate close whose frame lost the race with the FIN — or
+                // a relay that closed the circuit: the state tells them apart (it knows which
+                // connections are relayed).
                 Ok(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
-                    let by_loop = tokio::time::timeout(EOF_GRACE, crate::stream::wait_closed(&mut ended_by_loop));
-                    return by_loop.await.unwrap_or_else(|_| Error::Closed("closed by the remote".into()));
+                    return Error::Closed(CONTROL_ENDED.into());
                 }
                 Ok(Err(e)) => return Error::Reset(format!("control stream: {e}")),
                 Ok(Ok(Control::Close)) => return Error::Closed("closed by the remote".into()),
